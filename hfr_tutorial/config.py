@@ -1,0 +1,178 @@
+"""Presets, paths, seeding and device choice: the settings every other module reads.
+
+Two presets serve the same code:
+
+* ``fast`` -- CPU, CI and class-room laptops: 64 px faces, a few hundred synthetic identities,
+  training budgets of a minute or two per model on 2 cores.
+* ``full`` -- a GPU: the 112x112 face-recognition input, more identities and longer training.
+
+A preset is picked by argument or, when none is given, by the ``HFR_PRESET`` environment
+variable (default ``fast``).  Paths come from ``HFR_CACHE`` (trained models and generated data;
+default ``~/.cache/hfr-tutorial``) and ``HFR_ASSETS`` (optional real weights and faces).
+
+Taught in: ``notebooks/00_data_and_modality_gap.ipynb`` (presets) and every notebook's setup cell.
+"""
+from __future__ import annotations
+
+import dataclasses
+import os
+import random
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+PRESET_ENV = "HFR_PRESET"
+CACHE_ENV = "HFR_CACHE"
+ASSETS_ENV = "HFR_ASSETS"
+DEFAULT_SEED = 0
+
+MODALITIES: tuple[str, ...] = ("vis", "nir", "thermal")
+"""The modalities of the embedded synthetic data, VIS first (VIS is always the gallery)."""
+
+
+@dataclass(frozen=True)
+class DataConfig:
+    """Size of the embedded synthetic cross-spectral face set."""
+
+    image_size: int
+    n_train_ids: int
+    n_dev_ids: int
+    n_eval_ids: int
+    images_per_modality: int  # images of each identity in each modality
+    modalities: tuple[str, ...] = MODALITIES
+
+    @property
+    def n_ids(self) -> int:
+        return self.n_train_ids + self.n_dev_ids + self.n_eval_ids
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """Budgets and optimiser settings of the two training loops (and the oracle)."""
+
+    variant: str = "edgeface_xxs"
+    batch_size: int = 64
+    # RGB baseline (and the joint oracle): EdgeFace + margin head on identity labels.
+    baseline_epochs: int = 12
+    baseline_lr: float = 3e-3
+    head: str = "cosface"
+    head_scale: float = 32.0
+    head_margin: float = 0.35
+    # Cross-spectral adaptation: student (tuning policy) + frozen teacher.
+    adapt_epochs: int = 6
+    adapt_lr: float = 1e-2
+    adapt_pairs_per_identity: int = 4  # NIR/thermal images paired with a VIS image per identity and epoch
+    contrastive: str = "infonce"
+    temperature: float = 0.07
+    margin: float = 0.5
+    distill_weight: float = 10.0
+    distill: str = "cosine"
+    weight_decay: float = 5e-4
+    warmup_fraction: float = 0.1
+    num_workers: int = 0
+
+
+@dataclass(frozen=True)
+class Preset:
+    """A named bundle of data sizes and training budgets. Frozen: change one with :meth:`replace`."""
+
+    name: str
+    data: DataConfig
+    train: TrainConfig
+    eval_batch_size: int = 256
+
+    def replace(self, **changes: Any) -> "Preset":
+        """A copy with top-level fields, or ``data``/``train`` fields given as ``data__x=..``."""
+        data_changes = {k[6:]: v for k, v in changes.items() if k.startswith("data__")}
+        train_changes = {k[7:]: v for k, v in changes.items() if k.startswith("train__")}
+        top = {k: v for k, v in changes.items() if "__" not in k}
+        preset = dataclasses.replace(self, **top)
+        if data_changes:
+            preset = dataclasses.replace(preset, data=dataclasses.replace(preset.data, **data_changes))
+        if train_changes:
+            preset = dataclasses.replace(preset, train=dataclasses.replace(preset.train, **train_changes))
+        return preset
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+
+PRESETS: dict[str, Preset] = {
+    "fast": Preset(
+        name="fast",
+        data=DataConfig(image_size=64, n_train_ids=400, n_dev_ids=50, n_eval_ids=200, images_per_modality=6),
+        train=TrainConfig(),
+    ),
+    "full": Preset(
+        name="full",
+        data=DataConfig(image_size=112, n_train_ids=2000, n_dev_ids=200, n_eval_ids=500, images_per_modality=8),
+        train=TrainConfig(batch_size=128, baseline_epochs=30, adapt_epochs=10, num_workers=4),
+        eval_batch_size=512,
+    ),
+}
+
+
+def get_preset(preset: str | Preset | None = None) -> Preset:
+    """Return a preset by name, or the one named by ``HFR_PRESET`` (default ``fast``)."""
+    if isinstance(preset, Preset):
+        return preset
+    name = preset or os.environ.get(PRESET_ENV, "fast")
+    if name not in PRESETS:
+        raise ValueError(
+            f"Unknown preset {name!r} (from {'argument' if preset else PRESET_ENV}). "
+            f"Choose one of {sorted(PRESETS)}, e.g. HFR_PRESET=fast."
+        )
+    return PRESETS[name]
+
+
+def cache_dir() -> Path:
+    """The artifact cache: ``HFR_CACHE`` if set, else ``~/.cache/hfr-tutorial`` (created)."""
+    root = os.environ.get(CACHE_ENV)
+    if root:
+        path = Path(root).expanduser()
+    else:
+        base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
+        path = Path(base) / "hfr-tutorial"
+    path.mkdir(parents=True, exist_ok=True)
+    return path
+
+
+def assets_dir(required: bool = False) -> Path | None:
+    """The optional real assets folder named by ``HFR_ASSETS`` (weights/, faces/), or None.
+
+    With ``required=True`` a missing folder raises an error that says how to provide it.
+    """
+    root = os.environ.get(ASSETS_ENV)
+    path = Path(root).expanduser() if root else None
+    if path is not None and path.is_dir():
+        return path
+    if required:
+        where = f"{ASSETS_ENV}={root!r} is not a folder" if root else f"{ASSETS_ENV} is not set"
+        raise FileNotFoundError(
+            f"Real assets are needed here but {where}. Point {ASSETS_ENV} at a folder holding "
+            "weights/edgeface_*.pt and faces/<set>/vis/<identity>/*.png (see README, 'Real weights')."
+        )
+    return None
+
+
+def seed_everything(seed: int = DEFAULT_SEED) -> np.random.Generator:
+    """Seed Python, NumPy and torch (CPU and CUDA); return a NumPy Generator from the same seed."""
+    import torch
+
+    random.seed(seed)
+    np.random.seed(seed % (2**32))
+    torch.manual_seed(seed)
+    if torch.cuda.is_available():
+        torch.cuda.manual_seed_all(seed)
+    return np.random.default_rng(seed)
+
+
+def get_device(device: str | None = None) -> "torch.device":  # noqa: F821
+    """The compute device: the argument if given, else CUDA when present, else CPU."""
+    import torch
+
+    if device is not None:
+        return torch.device(device)
+    return torch.device("cuda" if torch.cuda.is_available() else "cpu")

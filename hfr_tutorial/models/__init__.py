@@ -1,0 +1,26 @@
+"""EdgeFace variants (a small registry on timm's EdgeNeXt) and the margin heads used to train them."""
+from .edgeface import (
+    EMBEDDING_DIM,
+    INPUT_SIZE,
+    VARIANTS,
+    CheckpointError,
+    EdgeFace,
+    EdgeFaceVariant,
+    LoRaLin,
+    count_parameters,
+    create_edgeface,
+    download_official_weights,
+    find_checkpoint,
+    get_variant,
+    images_to_tensor,
+    list_variants,
+    load_edgeface,
+    normalize,
+    read_checkpoint,
+)
+
+__all__ = [
+    "EMBEDDING_DIM", "INPUT_SIZE", "VARIANTS", "CheckpointError", "EdgeFace", "EdgeFaceVariant", "LoRaLin",
+    "count_parameters", "create_edgeface", "download_official_weights", "find_checkpoint", "get_variant",
+    "images_to_tensor", "list_variants", "load_edgeface", "normalize", "read_checkpoint",
+]

@@ -1,0 +1,353 @@
+"""EdgeFace: efficient face recognition on timm's EdgeNeXt (George, Otroshi Shahreza & Marcel, 2024).
+
+EdgeFace is an EdgeNeXt CNN-Transformer hybrid whose ImageNet classifier is replaced by a 512-d
+embedding layer (``reset_classifier(512)``).  Two variants additionally replace every
+``nn.Linear`` by a low-rank pair (:class:`LoRaLin`) to cut parameters further.  The official
+checkpoints (Idiap, https://github.com/otroshi/edgeface) wrap the timm model as ``self.model``, so
+their keys start with ``model.``; :class:`EdgeFace` keeps that wrapper so the files load as they are.
+
+Layout of this file follows timm's model-family files: the low-rank layer, the wrapper, the
+registry of named variants (names are public API), then checkpoint loading.
+
+Input convention (one place, here): an aligned RGB face (112x112 for the real weights), converted
+with ``ToTensor`` (uint8 -> [0, 1]) then normalised with mean 0.5 and std 0.5; outputs are compared
+with cosine similarity.
+
+Taught in: ``notebooks/01_baseline_rgb_model.ipynb``.
+"""
+from __future__ import annotations
+
+import difflib
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Iterable, Mapping
+
+import numpy as np
+import torch
+from torch import nn
+
+EMBEDDING_DIM = 512
+INPUT_SIZE = 112
+INPUT_MEAN = (0.5, 0.5, 0.5)
+INPUT_STD = (0.5, 0.5, 0.5)
+HUB_REPO = "otroshi/edgeface"
+WEIGHTS_HOME = "https://github.com/otroshi/edgeface"
+
+
+# --------------------------------------------------------------------------------------------
+# Input convention
+# --------------------------------------------------------------------------------------------
+def normalize(x: torch.Tensor) -> torch.Tensor:
+    """Map a ``ToTensor``-style batch (float in [0, 1], shape (B, 3, H, W)) to EdgeFace's input."""
+    mean = torch.tensor(INPUT_MEAN, dtype=x.dtype, device=x.device).view(1, 3, 1, 1)
+    std = torch.tensor(INPUT_STD, dtype=x.dtype, device=x.device).view(1, 3, 1, 1)
+    return (x - mean) / std
+
+
+def images_to_tensor(images: np.ndarray | torch.Tensor) -> torch.Tensor:
+    """Turn uint8 images (B, H, W, 3) or (H, W, 3) into normalised float input (B, 3, H, W).
+
+    Grayscale images (B, H, W) or (B, H, W, 1) are repeated to three channels, as EdgeFace
+    expects RGB.
+    """
+    x = torch.as_tensor(np.asarray(images))
+    if x.dtype != torch.uint8:
+        raise TypeError(f"images_to_tensor expects uint8 images, got {x.dtype}; convert with .astype(np.uint8).")
+    if x.ndim == 2 or (x.ndim == 3 and x.shape[-1] not in (1, 3)):
+        x = x.unsqueeze(0) if x.ndim == 2 else x
+        x = x.unsqueeze(-1)
+    if x.ndim == 3:
+        x = x.unsqueeze(0)
+    if x.shape[-1] == 1:
+        x = x.expand(*x.shape[:-1], 3)
+    if x.ndim != 4 or x.shape[-1] != 3:
+        raise ValueError(f"expected images of shape (B, H, W, 3), got {tuple(x.shape)}")
+    return normalize(x.permute(0, 3, 1, 2).float().div_(255.0))
+
+
+# --------------------------------------------------------------------------------------------
+# Low-rank linear layer and the wrapper
+# --------------------------------------------------------------------------------------------
+class LoRaLin(nn.Module):
+    """A Linear layer factorised as ``linear2(linear1(x))`` with a rank-``rank`` bottleneck.
+
+    ``linear1``: in -> rank, no bias; ``linear2``: rank -> out, with the original bias.  The names
+    match the official EdgeFace checkpoints.
+    """
+
+    def __init__(self, in_features: int, out_features: int, rank: int, bias: bool = True):
+        super().__init__()
+        self.in_features, self.out_features, self.rank = in_features, out_features, rank
+        self.linear1 = nn.Linear(in_features, rank, bias=False)
+        self.linear2 = nn.Linear(rank, out_features, bias=bias)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.linear2(self.linear1(x))
+
+
+def low_rank(in_features: int, out_features: int, gamma: float) -> int:
+    """The official rank rule: ``max(2, int(min(in, out) * gamma))``."""
+    return max(2, int(min(in_features, out_features) * gamma))
+
+
+def replace_linear_with_low_rank(module: nn.Module, gamma: float) -> nn.Module:
+    """Replace, in place, every ``nn.Linear`` whose own attribute name lacks ``head`` by a LoRaLin.
+
+    This is EdgeFace's rule: it tests the child's name (``fc``), not its path, so the 512-d
+    ``head.fc`` is replaced too.
+    """
+    for name, child in module.named_children():
+        if isinstance(child, nn.Linear) and "head" not in name:
+            rank = low_rank(child.in_features, child.out_features, gamma)
+            setattr(module, name, LoRaLin(child.in_features, child.out_features, rank, child.bias is not None))
+        else:
+            replace_linear_with_low_rank(child, gamma)
+    return module
+
+
+class EdgeFace(nn.Module):
+    """An EdgeFace network: ``self.model`` is the timm EdgeNeXt with a 512-d head.
+
+    ``forward`` takes normalised images (see :func:`images_to_tensor`) of any size divisible by 32
+    and returns unnormalised 512-d embeddings.
+    """
+
+    def __init__(self, variant: str, model: nn.Module):
+        super().__init__()
+        self.variant = variant
+        self.model = model
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.model(x)
+
+    @property
+    def stem(self) -> nn.Module:
+        return self.model.stem
+
+    @property
+    def stages(self) -> nn.Sequential:
+        return self.model.stages
+
+
+# --------------------------------------------------------------------------------------------
+# Registry of named variants
+# --------------------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class EdgeFaceVariant:
+    """What defines a variant: the timm architecture, the low-rank ratio and the published size."""
+
+    name: str
+    arch: str
+    gamma: float | None
+    params: int  # parameter count of this implementation (checked by tests)
+    published: str  # size as the EdgeFace paper reports it
+    description: str
+
+
+VARIANTS: dict[str, EdgeFaceVariant] = {}
+
+
+def register_variant(variant: EdgeFaceVariant) -> EdgeFaceVariant:
+    VARIANTS[variant.name] = variant
+    return variant
+
+
+register_variant(EdgeFaceVariant("edgeface_xxs", "edgenext_xx_small", None, 1_244_744, "1.24 M",
+                                 "EdgeFace-XXS: the smallest variant; the tutorial's default backbone."))
+register_variant(EdgeFaceVariant("edgeface_xs", "edgenext_x_small", None, 2_242_620, "2.24 M",
+                                 "EdgeFace-XS at full rank (the backbone of the official edgeface_xs_q file)."))
+register_variant(EdgeFaceVariant("edgeface_xs_gamma_06", "edgenext_x_small", 0.6, 1_770_492, "1.77 M",
+                                 "EdgeFace-XS with low-rank Linear layers, gamma = 0.6."))
+register_variant(EdgeFaceVariant("edgeface_s_gamma_05", "edgenext_small", 0.5, 3_652_520, "3.65 M",
+                                 "EdgeFace-S with low-rank Linear layers, gamma = 0.5."))
+register_variant(EdgeFaceVariant("edgeface_base", "edgenext_base", None, 18_225_812, "18.2 M",
+                                 "EdgeFace-Base: the largest variant."))
+
+
+def list_variants() -> list[str]:
+    """Names of the registered EdgeFace variants."""
+    return sorted(VARIANTS)
+
+
+def get_variant(name: str) -> EdgeFaceVariant:
+    """Look up a variant, with a suggestion when the name is misspelt."""
+    if name not in VARIANTS:
+        close = difflib.get_close_matches(name, VARIANTS, n=1)
+        hint = f" Did you mean {close[0]!r}?" if close else ""
+        raise KeyError(f"Unknown EdgeFace variant {name!r}.{hint} Known variants: {', '.join(list_variants())}.")
+    return VARIANTS[name]
+
+
+def create_edgeface(variant: str = "edgeface_xxs", seed: int | None = 0) -> EdgeFace:
+    """Build an EdgeFace variant with a seeded random initialisation (no weights are downloaded)."""
+    import timm
+
+    spec = get_variant(variant)
+    state = torch.random.get_rng_state()
+    if seed is not None:
+        torch.manual_seed(seed)
+    try:
+        net = timm.create_model(spec.arch, pretrained=False)
+        net.reset_classifier(EMBEDDING_DIM)
+        if spec.gamma is not None:
+            replace_linear_with_low_rank(net, spec.gamma)
+    finally:
+        if seed is not None:
+            torch.random.set_rng_state(state)
+    return EdgeFace(variant, net)
+
+
+def count_parameters(model: nn.Module, trainable_only: bool = False) -> int:
+    """Number of parameters (all, or only those with ``requires_grad``)."""
+    return sum(p.numel() for p in model.parameters() if p.requires_grad or not trainable_only)
+
+
+# --------------------------------------------------------------------------------------------
+# Checkpoints
+# --------------------------------------------------------------------------------------------
+class CheckpointError(ValueError):
+    """A checkpoint file that cannot be read or does not fit the requested variant."""
+
+
+def _dequantize_state_dict(state: Mapping[str, object]) -> dict[str, torch.Tensor]:
+    """Turn a dynamically int8-quantized EdgeFace state dict into a float one.
+
+    Each quantized ``nn.Linear`` is stored as ``<m>._packed_params._packed_params = (qweight, bias)``
+    plus ``<m>.scale``, ``<m>.zero_point`` and ``<m>._packed_params.dtype``; the weight is
+    dequantized exactly (``qweight.dequantize()``) and the bias kept.
+    """
+    out: dict[str, torch.Tensor] = {}
+    packed_suffix = "._packed_params._packed_params"
+    packed = {k[: -len(packed_suffix)] for k in state if k.endswith(packed_suffix)}
+    for key, value in state.items():
+        if key.endswith(packed_suffix):
+            prefix = key[: -len(packed_suffix)]
+            weight, bias = value  # type: ignore[misc]
+            out[f"{prefix}.weight"] = weight.dequantize() if weight.is_quantized else weight
+            if bias is not None:
+                out[f"{prefix}.bias"] = bias.detach().clone()
+            continue
+        prefix = key.rsplit(".", 1)[0]
+        if prefix in packed and key.rsplit(".", 1)[1] in ("scale", "zero_point"):
+            continue
+        if key.endswith("._packed_params.dtype"):
+            continue
+        if not isinstance(value, torch.Tensor):
+            raise CheckpointError(f"unexpected non-tensor entry {key!r} ({type(value).__name__})")
+        out[key] = value
+    return out
+
+
+def read_checkpoint(path: str | os.PathLike) -> dict[str, torch.Tensor]:
+    """Read an EdgeFace checkpoint file (float or ``_q``) into a float state dict with ``model.`` keys."""
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(
+            f"EdgeFace checkpoint {str(path)!r} does not exist. Official weights: {WEIGHTS_HOME} "
+            f"(with network access: torch.hub.load({HUB_REPO!r}, 'edgeface_xxs', source='github', pretrained=True), "
+            "or hfr_tutorial.models.download_official_weights)."
+        )
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as exc:  # truncated, not a torch file, pickled code ...
+        raise CheckpointError(
+            f"Could not read {str(path)!r} as a PyTorch state dict ({type(exc).__name__}: {exc}). "
+            "The file may be truncated or not a checkpoint: download it again."
+        ) from exc
+    if isinstance(state, nn.Module):  # a whole pickled module (torch.save(model))
+        state = state.state_dict()
+    if isinstance(state, dict) and "state_dict" in state and isinstance(state["state_dict"], dict):
+        state = state["state_dict"]
+    if not isinstance(state, dict):
+        raise CheckpointError(f"{str(path)!r} holds a {type(state).__name__}, not a state dict.")
+    state = _dequantize_state_dict(state)
+    if state and not any(k.startswith("model.") for k in state):
+        state = {f"model.{k}": v for k, v in state.items()}  # a bare timm state dict
+    return state
+
+
+def _guess_variant(state: Mapping[str, torch.Tensor]) -> str | None:
+    """The registered variant whose parameter names and shapes best match ``state``."""
+    best, best_score = None, -1.0
+    for name in list_variants():
+        reference = {k: tuple(v.shape) for k, v in create_edgeface(name, seed=None).state_dict().items()}
+        hits = sum(1 for k, v in state.items() if reference.get(k) == tuple(v.shape))
+        score = hits / max(len(reference), len(state))
+        if score > best_score:
+            best, best_score = name, score
+    return best if best_score > 0.5 else None
+
+
+def load_edgeface(variant: str = "edgeface_xxs", checkpoint: str | os.PathLike | None = None,
+                  seed: int | None = 0, strict: bool = True) -> EdgeFace:
+    """Build an EdgeFace variant and load an official checkpoint into it.
+
+    Args:
+        variant: a registered name (:func:`list_variants`).
+        checkpoint: a file as users have it: an official float state dict (keys ``model.*``), a
+            dynamically int8-quantized ``_q`` file (its Linear weights are dequantized), or a bare
+            timm state dict.  ``None`` gives a seeded random initialisation.
+        seed: seed of the random initialisation (before loading).
+        strict: refuse a file whose keys or shapes do not match the variant exactly.
+
+    Raises:
+        CheckpointError: naming the file, the missing and unexpected keys, and the variant the
+            file most likely belongs to.
+    """
+    model = create_edgeface(variant, seed=seed)
+    if checkpoint is None:
+        return model
+    state = read_checkpoint(checkpoint)
+    expected = model.state_dict()
+    missing = sorted(set(expected) - set(state))
+    unexpected = sorted(set(state) - set(expected))
+    wrong_shape = sorted(k for k in set(expected) & set(state) if tuple(expected[k].shape) != tuple(state[k].shape))
+    if strict and (missing or unexpected or wrong_shape):
+        guess = _guess_variant(state)
+        hint = (f" It most likely belongs to variant {guess!r}: load_edgeface({guess!r}, {str(checkpoint)!r})."
+                if guess and guess != variant else " It matches no registered variant.")
+
+        def show(keys: Iterable[str]) -> str:
+            keys = list(keys)
+            return ", ".join(keys[:5]) + (f" ... ({len(keys)} in all)" if len(keys) > 5 else "") or "none"
+
+        raise CheckpointError(
+            f"Checkpoint {str(checkpoint)!r} does not fit variant {variant!r}: "
+            f"missing keys: {show(missing)}; unexpected keys: {show(unexpected)}; "
+            f"wrong shapes: {show(wrong_shape)}.{hint}"
+        )
+    model.load_state_dict(state, strict=strict)
+    return model
+
+
+def find_checkpoint(variant: str, search: Iterable[str | os.PathLike] | None = None) -> Path | None:
+    """Look for an official checkpoint of ``variant`` on disk (never on the network).
+
+    Searched, in order: the given folders, ``$HFR_ASSETS/weights``, and the torch.hub cache of the
+    official repository (``$TORCH_HOME/hub/otroshi_edgeface_main/checkpoints``).  File names tried:
+    ``<variant>_float.pt``, ``<variant>.pt``, ``<variant>_q.pt``.
+    """
+    folders: list[Path] = [Path(p) for p in (search or [])]
+    if os.environ.get("HFR_ASSETS"):
+        folders.append(Path(os.environ["HFR_ASSETS"]) / "weights")
+    folders.append(Path(torch.hub.get_dir()) / "otroshi_edgeface_main" / "checkpoints")
+    for folder in folders:
+        for name in (f"{variant}_float.pt", f"{variant}.pt", f"{variant}_q.pt"):
+            if (folder / name).is_file():
+                return folder / name
+    return None
+
+
+def download_official_weights(variant: str) -> Path:
+    """Fetch the official weights of ``variant`` with torch.hub (needs network; never used by tests).
+
+    Returns the path of the checkpoint in the torch.hub cache, which :func:`find_checkpoint` finds
+    afterwards without network.
+    """
+    get_variant(variant)
+    torch.hub.load(HUB_REPO, variant, source="github", pretrained=True, trust_repo=True)
+    path = find_checkpoint(variant)
+    if path is None:
+        raise FileNotFoundError(f"torch.hub finished but no checkpoint for {variant!r} was found in {torch.hub.get_dir()}.")
+    return path

@@ -1,0 +1,34 @@
+"""Shared fixtures: the optional real assets (HFR_ASSETS) and a headless matplotlib."""
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import matplotlib
+import pytest
+
+matplotlib.use("Agg")
+
+
+def _assets_root() -> Path | None:
+    root = os.environ.get("HFR_ASSETS")
+    return Path(root) if root and Path(root).is_dir() else None
+
+
+@pytest.fixture(scope="session")
+def assets() -> Path:
+    """The real assets folder; skips (with the reason) where it is absent, fails in CI."""
+    root = _assets_root()
+    if root is None:
+        reason = ("HFR_ASSETS is not set to a folder with the real EdgeFace weights and faces "
+                  "(set HFR_ASSETS=../shared/assets, as .ci/run does)")
+        if os.environ.get("CI", "").lower() == "true":
+            pytest.fail(f"In CI the real assets must be present: {reason}")
+        pytest.skip(reason)
+    return root
+
+
+@pytest.fixture(autouse=True)
+def _isolated_cache(tmp_path_factory, monkeypatch):
+    """Every test writes its artifacts to a fresh temporary cache, never the user's."""
+    monkeypatch.setenv("HFR_CACHE", str(tmp_path_factory.mktemp("hfr_cache")))
