@@ -1,0 +1,140 @@
+"""Losses of the method: cross-modal contrastive alignment and self-distillation.
+
+Every loss is a small ``nn.Module`` taking embeddings (not images) with an explicit, documented
+``reduction`` (``"mean"``, ``"sum"`` or ``"none"``), after pytorch-metric-learning's style.
+Embeddings need not be normalised: each loss normalises where its formula uses cosines.
+
+* :class:`PairwiseContrastiveLoss` -- xEdgeFace's form over all VIS x other-modality pairs of a
+  batch: ``y * (1 - cos) + (1 - y) * max(0, cos - m)`` with ``y = 1`` for the same identity.
+* :class:`CrossModalInfoNCE` -- the alternative the notebooks compare: each NIR/thermal
+  embedding must pick its own identity's VIS embedding among the batch (softmax over cosines
+  divided by a temperature), symmetrised over both directions.
+* :class:`SelfDistillationLoss` -- keeps the student's VIS embeddings where the frozen RGB
+  teacher puts them (cosine distance or MSE), weighted by ``weight`` (lambda).
+
+Taught in: ``notebooks/03_contrastive_alignment.ipynb`` and ``notebooks/04_self_distillation.ipynb``.
+"""
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+REDUCTIONS = ("mean", "sum", "none")
+
+
+def _reduce(values: torch.Tensor, reduction: str) -> torch.Tensor:
+    if reduction == "mean":
+        return values.mean()
+    if reduction == "sum":
+        return values.sum()
+    if reduction == "none":
+        return values
+    raise ValueError(f"reduction must be one of {REDUCTIONS}, got {reduction!r}")
+
+
+def _check_pair(a: torch.Tensor, b: torch.Tensor, what: str) -> None:
+    if a.ndim != 2 or b.ndim != 2 or a.shape[1] != b.shape[1]:
+        raise ValueError(f"{what}: expected two (B, D) embedding batches with the same D, got "
+                         f"{tuple(a.shape)} and {tuple(b.shape)}")
+
+
+class PairwiseContrastiveLoss(nn.Module):
+    """xEdgeFace's cross-modal contrastive loss with a margin for negatives.
+
+    For VIS embeddings ``v_i`` (labels ``a_i``) and NIR/thermal embeddings ``t_j`` (labels
+    ``b_j``), every pair (i, j) contributes ``1 - cos(v_i, t_j)`` if ``a_i == b_j`` (pull
+    together) and ``max(0, cos(v_i, t_j) - margin)`` otherwise (push apart until the cosine is
+    below the margin).
+
+    Reduction: ``"mean"`` averages positive-pair terms and negative-pair terms separately and
+    adds the two means (so the few positives are not drowned by the many negatives; with
+    ``balanced=False`` it is the plain mean over all pairs); ``"sum"`` sums every pair's term;
+    ``"none"`` returns the (B_vis, B_other) matrix of terms.
+    """
+
+    def __init__(self, margin: float = 0.5, reduction: str = "mean", balanced: bool = True):
+        super().__init__()
+        _reduce(torch.zeros(1), reduction)
+        self.margin, self.reduction, self.balanced = margin, reduction, balanced
+
+    def forward(self, vis: torch.Tensor, other: torch.Tensor, vis_labels: torch.Tensor,
+                other_labels: torch.Tensor | None = None) -> torch.Tensor:
+        _check_pair(vis, other, "PairwiseContrastiveLoss")
+        other_labels = vis_labels if other_labels is None else other_labels
+        cos = F.normalize(vis, dim=1) @ F.normalize(other, dim=1).T
+        same = (vis_labels[:, None] == other_labels[None, :]).to(cos.dtype)
+        terms = same * (1 - cos) + (1 - same) * F.relu(cos - self.margin)
+        if self.reduction == "mean" and self.balanced:
+            pos = (terms * same).sum() / same.sum().clamp_min(1)
+            neg = (terms * (1 - same)).sum() / (1 - same).sum().clamp_min(1)
+            return pos + neg
+        return _reduce(terms, self.reduction)
+
+
+class CrossModalInfoNCE(nn.Module):
+    """InfoNCE between VIS and NIR/thermal embeddings of a batch of pairs.
+
+    Row ``i`` of ``vis`` and row ``i`` of ``other`` show the same identity; the other rows of
+    the batch are its negatives (the pair loader puts each identity in a batch at most once).
+    Logits are cosines divided by ``temperature``; the loss is the cross-entropy of picking the
+    right partner, averaged over both directions (other->VIS and VIS->other) when
+    ``symmetric`` is true.
+
+    Reduction: ``"mean"`` averages over pairs, ``"sum"`` sums, ``"none"`` returns one value per
+    pair (the mean of its two directions when symmetric).
+    """
+
+    def __init__(self, temperature: float = 0.07, symmetric: bool = True, reduction: str = "mean"):
+        super().__init__()
+        if temperature <= 0:
+            raise ValueError(f"temperature must be positive, got {temperature}")
+        _reduce(torch.zeros(1), reduction)
+        self.temperature, self.symmetric, self.reduction = temperature, symmetric, reduction
+
+    def forward(self, vis: torch.Tensor, other: torch.Tensor) -> torch.Tensor:
+        _check_pair(vis, other, "CrossModalInfoNCE")
+        if vis.shape[0] != other.shape[0]:
+            raise ValueError(f"CrossModalInfoNCE needs paired rows, got {vis.shape[0]} VIS and {other.shape[0]} other")
+        logits = F.normalize(other, dim=1) @ F.normalize(vis, dim=1).T / self.temperature
+        target = torch.arange(logits.shape[0], device=logits.device)
+        per_pair = F.cross_entropy(logits, target, reduction="none")
+        if self.symmetric:
+            per_pair = 0.5 * (per_pair + F.cross_entropy(logits.T, target, reduction="none"))
+        return _reduce(per_pair, self.reduction)
+
+
+class SelfDistillationLoss(nn.Module):
+    """Keep the student's VIS embeddings close to the frozen teacher's: ``weight * distance``.
+
+    ``kind="cosine"``: distance ``1 - cos(student_i, teacher_i)`` (scale-free, what face
+    recognition compares); ``kind="mse"``: mean squared difference of the L2-normalised
+    embeddings (per row, averaged over dimensions).  The teacher is detached: no gradient flows
+    into it.  Reduction over rows: ``"mean"``, ``"sum"`` or ``"none"``; ``weight`` (lambda)
+    multiplies the result.
+    """
+
+    def __init__(self, weight: float = 1.0, kind: str = "cosine", reduction: str = "mean"):
+        super().__init__()
+        if kind not in ("cosine", "mse"):
+            raise ValueError(f"kind must be 'cosine' or 'mse', got {kind!r}")
+        _reduce(torch.zeros(1), reduction)
+        self.weight, self.kind, self.reduction = weight, kind, reduction
+
+    def forward(self, student: torch.Tensor, teacher: torch.Tensor) -> torch.Tensor:
+        _check_pair(student, teacher, "SelfDistillationLoss")
+        s, t = F.normalize(student, dim=1), F.normalize(teacher.detach(), dim=1)
+        if self.kind == "cosine":
+            per_row = 1 - (s * t).sum(dim=1)
+        else:
+            per_row = ((s - t) ** 2).mean(dim=1)
+        return self.weight * _reduce(per_row, self.reduction)
+
+
+def make_contrastive_loss(name: str, *, temperature: float = 0.07, margin: float = 0.5) -> nn.Module:
+    """The contrastive loss named in a config: ``"infonce"`` or ``"pairwise"``."""
+    if name == "infonce":
+        return CrossModalInfoNCE(temperature=temperature)
+    if name == "pairwise":
+        return PairwiseContrastiveLoss(margin=margin)
+    raise ValueError(f"Unknown contrastive loss {name!r}; choose 'infonce' or 'pairwise'.")

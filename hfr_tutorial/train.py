@@ -1,0 +1,360 @@
+"""The two training loops of the tutorial, one code path for CPU and GPU.
+
+1. :func:`train_recognizer` -- an EdgeFace trained from scratch with a margin head (CosFace or
+   ArcFace) on identity labels.  On VIS images only it is the **RGB baseline** that stands in for
+   the pretrained EdgeFace on the embedded data; on all modalities at once it is the **joint
+   oracle** (an upper reference that needs paired data and compute the method does without).
+2. :func:`adapt_cross_spectral` -- the method: a *student* copy of the RGB model under a tuning
+   policy (:mod:`hfr_tutorial.tuning`) learns from batches that pair VIS with NIR/thermal images of
+   the same identities; loss = contrastive alignment + lambda * self-distillation towards the
+   frozen *teacher* (the original RGB model) on the VIS images.
+
+Both loops: AdamW with linear warm-up and cosine decay; a tqdm bar with the running loss; a
+history table (one row per epoch: losses, learning rate, validation rank-1 on dev identities,
+seconds); a checkpoint after every epoch from which an interrupted run resumes and ends with the
+same weights as an uninterrupted one (batches depend only on the seed and the epoch); and a clear
+error when the loss turns NaN or infinite.
+
+Taught in: ``notebooks/01_baseline_rgb_model.ipynb`` (the recogniser), ``03``-``05`` (adaptation).
+"""
+from __future__ import annotations
+
+import copy
+import math
+import os
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any, Callable, Sequence
+
+import numpy as np
+import pandas as pd
+import torch
+from torch import nn
+from tqdm.auto import tqdm
+
+from .config import TrainConfig, get_device, seed_everything
+from .losses import CrossModalInfoNCE, PairwiseContrastiveLoss, SelfDistillationLoss
+from .models.edgeface import EMBEDDING_DIM, EdgeFace, create_edgeface, normalize
+from .models.heads import make_head
+from .tuning import PolicyReport, apply_policy, trainable_parameters
+
+CHECKPOINT_NAME = "last.pt"
+
+
+class TrainingDiverged(FloatingPointError):
+    """The loss became NaN or infinite; the message names the step and the likely cause."""
+
+
+@dataclass
+class TrainResult:
+    """A trained model with what it took: history table, seconds, parameter budget."""
+
+    model: EdgeFace
+    history: pd.DataFrame
+    seconds: float
+    policy: PolicyReport | None = None
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+# ------------------------------------------------------------------------------------------------
+# Shared pieces
+# ------------------------------------------------------------------------------------------------
+def warmup_cosine(total_steps: int, warmup_fraction: float) -> Callable[[int], float]:
+    """LR multiplier: linear warm-up over ``warmup_fraction`` of the steps, then cosine to zero."""
+    warmup = max(1, int(round(total_steps * warmup_fraction)))
+
+    def factor(step: int) -> float:
+        if step < warmup:
+            return (step + 1) / warmup
+        progress = (step - warmup) / max(1, total_steps - warmup)
+        return 0.5 * (1 + math.cos(math.pi * min(1.0, progress)))
+
+    return factor
+
+
+def _check_finite(loss: torch.Tensor, epoch: int, step: int, global_step: int, lr: float, what: str) -> None:
+    if not torch.isfinite(loss):
+        raise TrainingDiverged(
+            f"{what}: the loss became {loss.item()} at epoch {epoch}, step {step} (global step {global_step}, "
+            f"learning rate {lr:.3g}). Likely causes: a learning rate too high for this policy (lower it, e.g. "
+            "preset.replace(train__adapt_lr=...)), a temperature too small, or NaN/inf values in the input images."
+        )
+
+
+def _save_atomic(obj: Any, path: Path) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(".tmp")
+    torch.save(obj, tmp)
+    os.replace(tmp, path)
+
+
+def _load_checkpoint(path: Path, fingerprint: dict[str, Any]) -> dict[str, Any] | None:
+    """The checkpoint at ``path`` if it exists and was written by a run of the same configuration."""
+    if not path.is_file():
+        return None
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=False)
+    except Exception:  # a half-written or corrupt file: start over
+        return None
+    if state.get("fingerprint") != fingerprint:
+        return None
+    return state
+
+
+def dev_rank1(model: nn.Module, faceset: Any, protocols: Sequence[str], batch_size: int = 256) -> dict[str, float]:
+    """Rank-1 of each protocol (``"nir->vis"``...) on a (dev) FaceSet: the validation figure."""
+    from .evaluate import embed, evaluate_protocols
+
+    emb = embed(model, faceset, batch_size=batch_size, progress=False)
+    results = evaluate_protocols(emb, faceset.identities, faceset.modalities, protocols=tuple(protocols))
+    return {f"val_{name.split('->')[0]}_rank1": round(float(r["rank1"]), 4) for name, r in results.items()}
+
+
+def _protocols_for(modalities: Sequence[str]) -> list[str]:
+    return [f"{m}->vis" for m in ("vis", "nir", "thermal") if m in modalities]
+
+
+def _run_epochs(*, what: str, epochs: int, steps_per_epoch: int, batches: Callable[[int], Any],
+                step_fn: Callable[[Any], dict[str, torch.Tensor]], modules: dict[str, nn.Module],
+                optimizer: torch.optim.Optimizer, scheduler: torch.optim.lr_scheduler.LambdaLR,
+                validate: Callable[[], dict[str, float]] | None, checkpoint_dir: Path | None,
+                fingerprint: dict[str, Any], progress: bool, stop_after_epoch: int | None) -> pd.DataFrame:
+    """The epoch loop both trainers share: resume, steps, history, validation, checkpoints."""
+    history: list[dict[str, Any]] = []
+    start_epoch = 0
+    ckpt_path = checkpoint_dir / CHECKPOINT_NAME if checkpoint_dir else None
+    if ckpt_path is not None:
+        state = _load_checkpoint(ckpt_path, fingerprint)
+        if state is not None:
+            for name, module in modules.items():
+                module.load_state_dict(state["modules"][name])
+            optimizer.load_state_dict(state["optimizer"])
+            scheduler.load_state_dict(state["scheduler"])
+            history, start_epoch = state["history"], state["epoch"] + 1
+            if progress and start_epoch < epochs:
+                print(f"{what}: resuming from {ckpt_path} after epoch {start_epoch}")
+    global_step = start_epoch * steps_per_epoch
+    for epoch in range(start_epoch, epochs):
+        t0 = time.perf_counter()
+        for module in modules.values():
+            module.train()
+        sums: dict[str, float] = {}
+        count = 0
+        bar = tqdm(batches(epoch), total=steps_per_epoch, desc=f"{what} epoch {epoch + 1}/{epochs}",
+                   disable=not progress, leave=False)
+        for step, batch in enumerate(bar):
+            lr = optimizer.param_groups[0]["lr"]
+            losses = step_fn(batch)
+            _check_finite(losses["loss"], epoch, step, global_step, lr, what)
+            optimizer.zero_grad(set_to_none=True)
+            losses["loss"].backward()
+            optimizer.step()
+            scheduler.step()
+            global_step += 1
+            count += 1
+            for key, value in losses.items():
+                sums[key] = sums.get(key, 0.0) + float(value.detach())
+            bar.set_postfix(loss=f"{sums['loss'] / count:.4f}", lr=f"{lr:.2e}")
+        bar.close()
+        row: dict[str, Any] = {"epoch": epoch + 1}
+        row.update({key: total / max(1, count) for key, total in sums.items()})
+        row["lr"] = optimizer.param_groups[0]["lr"]
+        if validate is not None:
+            row.update(validate())
+        row["seconds"] = round(time.perf_counter() - t0, 2)
+        history.append(row)
+        if progress:
+            shown = ", ".join(f"{k} {v:.4g}" if isinstance(v, float) else f"{k} {v}" for k, v in row.items())
+            print(f"{what}: {shown}")
+        if ckpt_path is not None:
+            _save_atomic({"fingerprint": fingerprint, "epoch": epoch, "history": history,
+                          "modules": {n: m.state_dict() for n, m in modules.items()},
+                          "optimizer": optimizer.state_dict(), "scheduler": scheduler.state_dict()}, ckpt_path)
+        if stop_after_epoch is not None and epoch + 1 >= stop_after_epoch:
+            break  # used by tests and notebooks to simulate an interruption
+    return pd.DataFrame(history)
+
+
+# ------------------------------------------------------------------------------------------------
+# 1. Recogniser from scratch: the RGB baseline and the joint oracle
+# ------------------------------------------------------------------------------------------------
+def train_recognizer(train_set: Any, config: TrainConfig, *, epochs: int | None = None,
+                     modalities: Sequence[str] = ("vis",), dev_set: Any = None, seed: int = 0,
+                     device: str | torch.device | None = None, checkpoint_dir: str | Path | None = None,
+                     progress: bool = True, stop_after_epoch: int | None = None) -> TrainResult:
+    """Train an EdgeFace from scratch with a margin head on the identity labels of ``train_set``.
+
+    Args:
+        train_set: a FaceSet holding the training identities (any split column).
+        config: the preset's :class:`~hfr_tutorial.config.TrainConfig` (variant, batch size,
+            learning rate, head, epochs).
+        epochs: overrides ``config.baseline_epochs``.
+        modalities: ``("vis",)`` for the RGB baseline; all three for the joint oracle.
+        dev_set: optional FaceSet of other identities; each epoch reports its rank-1.
+        checkpoint_dir: where ``last.pt`` is written after each epoch and resumed from.
+        stop_after_epoch: stop early after this epoch (simulates an interruption).
+    """
+    device = get_device(device)
+    epochs = config.baseline_epochs if epochs is None else epochs
+    data = train_set.select(modality=list(modalities))
+    if len(data) == 0:
+        raise ValueError(f"train_recognizer: no training images of modalities {list(modalities)}.")
+    seed_everything(seed)
+    model = create_edgeface(config.variant, seed=seed).to(device)
+    num_classes = len(np.unique(data.identities))
+    head = make_head(config.head, EMBEDDING_DIM, num_classes, config.head_scale, config.head_margin).to(device)
+    optimizer = torch.optim.AdamW([*model.parameters(), *head.parameters()], lr=config.baseline_lr,
+                                  weight_decay=config.weight_decay)
+    steps_per_epoch = len(data) // config.batch_size
+    if steps_per_epoch == 0:
+        raise ValueError(f"train_recognizer: {len(data)} images is fewer than one batch of {config.batch_size}.")
+    scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, warmup_cosine(epochs * steps_per_epoch, config.warmup_fraction))
+    criterion = nn.CrossEntropyLoss()
+
+    def step(batch: Any) -> dict[str, torch.Tensor]:
+        x, y = batch
+        x, y = normalize(x.to(device, non_blocking=True)), y.to(device, non_blocking=True)
+        logits = head(model(x), y)
+        loss = criterion(logits, y)
+        with torch.no_grad():
+            acc = (logits.argmax(1) == y).float().mean()
+        return {"loss": loss, "train_acc": acc}
+
+    validate = None
+    if dev_set is not None:
+        protocols = _protocols_for(modalities if len(modalities) > 1 else ("vis", "nir", "thermal"))
+        dev = dev_set.select(modality=[p.split("->")[0] for p in protocols] + ["vis"])
+        validate = lambda: dev_rank1(model, dev, protocols)  # noqa: E731
+
+    fingerprint = {"kind": "recognizer", "config": asdict(config), "epochs": epochs, "modalities": list(modalities),
+                   "seed": seed, "n": len(data)}
+    what = "oracle" if len(modalities) > 1 else "baseline"
+    t0 = time.perf_counter()
+    history = _run_epochs(
+        what=what, epochs=epochs, steps_per_epoch=steps_per_epoch,
+        batches=lambda epoch: data.loader(config.batch_size, shuffle=True, augment=True, seed=seed, epoch=epoch,
+                                          drop_last=True, num_workers=config.num_workers),
+        step_fn=step, modules={"model": model, "head": head}, optimizer=optimizer, scheduler=scheduler,
+        validate=validate, checkpoint_dir=Path(checkpoint_dir) if checkpoint_dir else None,
+        fingerprint=fingerprint, progress=progress, stop_after_epoch=stop_after_epoch)
+    model.eval()
+    return TrainResult(model=model.cpu(), history=history, seconds=time.perf_counter() - t0)
+
+
+# ------------------------------------------------------------------------------------------------
+# 2. The method: cross-spectral adaptation with a frozen teacher
+# ------------------------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class AdaptSettings:
+    """What distinguishes one adaptation run from another (the comparison runs vary these)."""
+
+    policy: str = "paper"
+    contrastive: str = "infonce"  # "infonce", "pairwise" or "pairwise+infonce"
+    distill_weight: float = 10.0  # lambda; 0 switches self-distillation off
+    epochs: int | None = None  # None: config.adapt_epochs
+    lr: float | None = None  # None: config.adapt_lr
+
+    @property
+    def name(self) -> str:
+        losses = "contrastive+distill" if self.distill_weight > 0 else "contrastive"
+        return f"{self.policy}/{losses}"
+
+
+def _contrastive_terms(kind: str, config: TrainConfig) -> list[tuple[str, nn.Module]]:
+    terms = []
+    for part in kind.split("+"):
+        if part == "infonce":
+            terms.append(("infonce", CrossModalInfoNCE(temperature=config.temperature)))
+        elif part == "pairwise":
+            terms.append(("pairwise", PairwiseContrastiveLoss(margin=config.margin)))
+        else:
+            raise ValueError(f"Unknown contrastive loss {part!r} in {kind!r}; use 'infonce', 'pairwise' or both joined by '+'.")
+    return terms
+
+
+def adapt_cross_spectral(teacher: nn.Module, train_set: Any, config: TrainConfig,
+                         settings: AdaptSettings = AdaptSettings(), *, dev_set: Any = None, seed: int = 0,
+                         device: str | torch.device | None = None, checkpoint_dir: str | Path | None = None,
+                         progress: bool = True, stop_after_epoch: int | None = None) -> TrainResult:
+    """Adapt a copy of the RGB model ``teacher`` to NIR/thermal probes (the method).
+
+    The student starts as a deep copy of ``teacher``; only the parameters of ``settings.policy``
+    learn.  Each batch pairs VIS and NIR-or-thermal images of distinct identities; the loss is
+    the contrastive term(s) between the student's VIS and NIR/thermal embeddings plus
+    ``settings.distill_weight`` times the self-distillation term between the student's and the
+    frozen teacher's VIS embeddings.  ``teacher`` itself is never modified.
+    """
+    device = get_device(device)
+    epochs = config.adapt_epochs if settings.epochs is None else settings.epochs
+    lr = config.adapt_lr if settings.lr is None else settings.lr
+    seed_everything(seed)
+    teacher = copy.deepcopy(teacher).to(device).eval()
+    for p in teacher.parameters():
+        p.requires_grad_(False)
+    student = copy.deepcopy(teacher)
+    report = apply_policy(student, settings.policy)
+    if report.trainable == 0:
+        raise ValueError(f"policy {settings.policy!r} leaves nothing to train; use it only for evaluation.")
+    optimizer = torch.optim.AdamW(trainable_parameters(student), lr=lr, weight_decay=config.weight_decay)
+    data = train_set.select(modality=["vis", "nir", "thermal"])
+    other_modalities = tuple(m for m in ("nir", "thermal") if m in set(data.modalities))
+    n_ids = len(np.unique(data.identities))
+    steps_per_epoch = (n_ids // config.batch_size) * config.adapt_pairs_per_identity
+    if steps_per_epoch == 0:
+        raise ValueError(f"adapt_cross_spectral: {n_ids} identities is fewer than one batch of {config.batch_size}.")
+    scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, warmup_cosine(epochs * steps_per_epoch, config.warmup_fraction))
+    contrastive = _contrastive_terms(settings.contrastive, config)
+    distill = SelfDistillationLoss(weight=settings.distill_weight, kind=config.distill)
+
+    def step(batch: dict[str, Any]) -> dict[str, torch.Tensor]:
+        vis = normalize(batch["vis"].to(device, non_blocking=True))
+        other = normalize(batch["other"].to(device, non_blocking=True))
+        labels = batch["label"].to(device)
+        emb = student(torch.cat([vis, other]))
+        e_vis, e_other = emb[: len(vis)], emb[len(vis):]
+        out: dict[str, torch.Tensor] = {}
+        total = torch.zeros((), device=device)
+        for name, loss_fn in contrastive:
+            value = loss_fn(e_vis, e_other) if name == "infonce" else loss_fn(e_vis, e_other, labels)
+            out[name] = value
+            total = total + value
+        if settings.distill_weight > 0:
+            with torch.no_grad():
+                t_vis = teacher(vis)
+            out["distill"] = distill(e_vis, t_vis)
+            total = total + out["distill"]
+        out["loss"] = total
+        return out
+
+    validate = None
+    if dev_set is not None:
+        dev = dev_set.select(modality=["vis", *other_modalities])
+        validate = lambda: dev_rank1(student, dev, _protocols_for(("vis", *other_modalities)))  # noqa: E731
+
+    fingerprint = {"kind": "adapt", "config": asdict(config), "settings": asdict(settings), "seed": seed,
+                   "teacher": _state_fingerprint(teacher), "n": len(data)}
+    t0 = time.perf_counter()
+    history = _run_epochs(
+        what=settings.name, epochs=epochs, steps_per_epoch=steps_per_epoch,
+        batches=lambda epoch: data.pair_loader(config.batch_size, seed=seed, epoch=epoch,
+                                               pairs_per_identity=config.adapt_pairs_per_identity,
+                                               modalities=other_modalities, num_workers=config.num_workers),
+        step_fn=step, modules={"student": student}, optimizer=optimizer, scheduler=scheduler, validate=validate,
+        checkpoint_dir=Path(checkpoint_dir) if checkpoint_dir else None, fingerprint=fingerprint,
+        progress=progress, stop_after_epoch=stop_after_epoch)
+    student.eval()
+    for p in student.parameters():
+        p.requires_grad_(True)
+    return TrainResult(model=student.cpu(), history=history, seconds=time.perf_counter() - t0, policy=report)
+
+
+def _state_fingerprint(model: nn.Module) -> str:
+    """A short digest of a model's weights (so a checkpoint is never resumed onto another teacher)."""
+    import hashlib
+
+    digest = hashlib.sha1()
+    for key, value in sorted(model.state_dict().items()):
+        digest.update(key.encode())
+        digest.update(value.detach().cpu().contiguous().numpy().tobytes())
+    return digest.hexdigest()[:16]
