@@ -1,0 +1,666 @@
+"""Figures of the tutorial: they only draw what they are given (embeddings, scores, tables).
+
+Every function returns a :class:`matplotlib.figure.Figure` and never calls ``plt.show()``: a
+notebook shows the returned figure, a script saves it with ``fig.savefig(...)``.  Figures are
+built without pyplot's global state (no figure piles up in a long notebook) on an Agg canvas,
+so the same inputs give the same pixels.  Modalities keep one colour everywhere
+(:data:`MODALITY_COLORS`); a protocol ``"nir->vis"`` takes its probe modality's colour.
+
+Curves (ROC, DET, CMC, histograms) take ``{protocol: scores}`` where scores are a
+:class:`~hfr_tutorial.evaluate.ProtocolScores` or a ``(scores, same)`` pair, or
+``{run: {protocol: scores}}`` to compare runs (one line style per run).
+
+Taught in ``notebooks/00_data_and_modality_gap.ipynb`` (UMAP, image grids) and
+``notebooks/06_evaluation.ipynb`` (everything else).
+"""
+from __future__ import annotations
+
+import functools
+import math
+import warnings
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any
+
+import matplotlib
+import numpy as np
+import seaborn as sns
+from matplotlib.backends.backend_agg import FigureCanvasAgg
+from matplotlib.figure import Figure
+from matplotlib.lines import Line2D
+from matplotlib.patches import Patch
+
+from hfr_tutorial import evaluate as ev
+
+MODALITY_COLORS: dict[str, str] = {
+    "vis": "#3A6FB0",  # visible light: blue
+    "nir": "#8E44AD",  # near infrared: purple
+    "thermal": "#E4572E",  # long-wave infrared: hot orange-red
+    "swir": "#2A9D8F",
+    "sketch": "#6B6B6B",
+}
+"""One colour per modality, used by every figure and widget."""
+
+GENUINE_COLOR = "#2E8B57"
+IMPOSTOR_COLOR = "#9A9A9A"
+RUN_LINESTYLES = ("-", "--", ":", "-.")
+IDENTITY_MARKERS = ("o", "s", "^", "D", "P", "X", "v", "*", "<", ">", "h", "p")
+
+_RC: dict[str, Any] = {
+    **sns.axes_style("whitegrid"),
+    "axes.spines.top": False,
+    "axes.spines.right": False,
+    "grid.alpha": 0.35,
+    "font.size": 9,
+    "axes.titlesize": 10,
+    "axes.labelsize": 9,
+    "legend.fontsize": 8,
+    "legend.frameon": False,
+    "figure.dpi": 100,
+    "savefig.dpi": 150,
+    "image.interpolation": "nearest",
+}
+
+
+def styled(func: Callable[..., Figure]) -> Callable[..., Figure]:
+    """Draw under the tutorial's style without touching the caller's rcParams."""
+
+    @functools.wraps(func)
+    def wrapper(*args: Any, **kwargs: Any) -> Figure:
+        with matplotlib.rc_context(_RC):
+            return func(*args, **kwargs)
+
+    return wrapper
+
+
+def new_figure(nrows: int = 1, ncols: int = 1, *, figsize: tuple[float, float] | None = None, **kw: Any) -> tuple[Figure, np.ndarray]:
+    """A pyplot-free Figure on an Agg canvas and its axes (always a 2-D array)."""
+    fig = Figure(figsize=figsize or (4.2 * ncols, 3.4 * nrows), layout="constrained")
+    FigureCanvasAgg(fig)
+    axes = fig.subplots(nrows, ncols, squeeze=False, **kw)
+    return fig, axes
+
+
+def modality_color(modality: str) -> str:
+    """The colour of a modality; unknown names get a stable colour from seaborn's palette."""
+    key = str(modality).lower()
+    if key in MODALITY_COLORS:
+        return MODALITY_COLORS[key]
+    palette = sns.color_palette("colorblind", 10).as_hex()
+    return palette[sum(map(ord, key)) % len(palette)]
+
+
+def protocol_color(protocol: str) -> str:
+    """A protocol ``"nir->vis"`` takes the colour of its probe modality (NIR)."""
+    try:
+        return modality_color(ev.parse_protocol(protocol)[0])
+    except ValueError:
+        return modality_color(protocol)
+
+
+# ---------------------------------------------------------------------------------------------
+# Inputs
+# ---------------------------------------------------------------------------------------------
+
+
+def _as_pair(value: Any) -> tuple[np.ndarray, np.ndarray] | None:
+    if hasattr(value, "scores") and hasattr(value, "same"):
+        return np.asarray(value.scores), np.asarray(value.same, dtype=bool)
+    if isinstance(value, (tuple, list)) and len(value) == 2:
+        return np.asarray(value[0]).ravel(), np.asarray(value[1]).astype(bool).ravel()
+    return None
+
+
+def _curve_items(curves: Any) -> list[tuple[str | None, str, Any]]:
+    """``[(run, protocol, value)]`` from one value, ``{protocol: v}`` or ``{run: {protocol: v}}``."""
+    if not isinstance(curves, Mapping):
+        return [(None, "", curves)]
+    items: list[tuple[str | None, str, Any]] = []
+    for key, value in curves.items():
+        if isinstance(value, Mapping):
+            items.extend((str(key), str(p), v) for p, v in value.items())
+        else:
+            items.append((None, str(key), value))
+    if not items:
+        raise ValueError("Nothing to plot: the curves dict is empty.")
+    return items
+
+
+def _pair_items(curves: Any) -> list[tuple[str | None, str, np.ndarray, np.ndarray]]:
+    out = []
+    for run, protocol, value in _curve_items(curves):
+        pair = _as_pair(value)
+        if pair is None:
+            raise ValueError(
+                f"Curve {protocol!r} holds a {type(value).__name__}; pass ProtocolScores "
+                "(evaluate.score_protocols) or a (scores, same) pair."
+            )
+        out.append((run, protocol, *pair))
+    return out
+
+
+def _styles(items: Sequence[tuple]) -> tuple[dict[str | None, str], Callable[[str], str]]:
+    runs = list(dict.fromkeys(item[0] for item in items))
+    linestyle = {run: RUN_LINESTYLES[i % len(RUN_LINESTYLES)] for i, run in enumerate(runs)}
+    return linestyle, protocol_color
+
+
+def _label(run: str | None, protocol: str, extra: str = "") -> str:
+    name = f"{run}: {protocol}" if run else protocol
+    return f"{name} {extra}".strip()
+
+
+def _legend_right(ax: Any) -> None:
+    ax.legend(loc="upper left", bbox_to_anchor=(1.02, 1.0), borderaxespad=0.0)
+
+
+def _target(ax: Any, **kw: Any) -> tuple[Figure, Any]:
+    if ax is not None:
+        return ax.figure, ax
+    fig, axes = new_figure(1, 1, **kw)
+    return fig, axes[0, 0]
+
+
+# ---------------------------------------------------------------------------------------------
+# Verification and identification curves
+# ---------------------------------------------------------------------------------------------
+
+
+@styled
+def plot_roc(curves: Any, *, ax: Any = None, title: str = "ROC", mark_far: float | None = 1e-2) -> Figure:
+    """ROC curves, TAR against FAR on a log axis, one colour per protocol (legend: AUC).
+
+    ``mark_far`` puts a dot at the operating point TAR@FAR of each curve.
+    """
+    items = _pair_items(curves)
+    fig, ax = _target(ax, figsize=(6.4, 3.6))
+    linestyle, color = _styles(items)
+    far_min = 1.0
+    for run, protocol, scores, same in items:
+        far, tar, _ = ev.roc(scores, same)
+        far_min = min(far_min, 1.0 / max(1, int((~same).sum())))
+        m = ev.verification_metrics(scores, same, fars=(mark_far,) if mark_far else ())
+        ax.plot(far[far > 0], tar[far > 0], ls=linestyle[run], color=color(protocol), lw=1.6,
+                label=_label(run, protocol, f"(AUC {m['auc']:.3f})"))
+        if mark_far:
+            ax.plot([mark_far], [m[ev.far_key(mark_far)]], "o", color=color(protocol), ms=4)
+    grid = np.logspace(math.log10(far_min), 0, 50)
+    ax.plot(grid, grid, color="0.6", lw=0.8, ls=":", label="chance")
+    ax.set(xscale="log", xlim=(far_min, 1.0), ylim=(0, 1.01), xlabel="false accept rate (FAR)",
+           ylabel="true accept rate (TAR)", title=title)
+    _legend_right(ax)
+    return fig
+
+
+@styled
+def plot_det(curves: Any, *, ax: Any = None, title: str = "DET") -> Figure:
+    """DET curves: FRR against FAR, both on log axes (lower left is better)."""
+    items = _pair_items(curves)
+    fig, ax = _target(ax, figsize=(6.4, 3.6))
+    linestyle, color = _styles(items)
+    far_min, frr_min = 1.0, 1.0
+    for run, protocol, scores, same in items:
+        far, tar, _ = ev.roc(scores, same)
+        frr = 1.0 - tar
+        far_min = min(far_min, 1.0 / max(1, int((~same).sum())))
+        frr_min = min(frr_min, 1.0 / max(1, int(same.sum())))
+        keep = (far > 0) & (frr > 0)
+        eer = ev.verification_metrics(scores, same, fars=())["eer"]
+        ax.plot(far[keep], frr[keep], ls=linestyle[run], color=color(protocol), lw=1.6,
+                label=_label(run, protocol, f"(EER {100 * eer:.1f} %)"))
+    ax.plot([max(far_min, frr_min), 1], [max(far_min, frr_min), 1], color="0.6", lw=0.8, ls=":", label="FAR = FRR")
+    ax.set(xscale="log", yscale="log", xlim=(far_min, 1.0), ylim=(frr_min, 1.0),
+           xlabel="false accept rate (FAR)", ylabel="false reject rate (FRR)", title=title)
+    _legend_right(ax)
+    return fig
+
+
+@styled
+def plot_cmc(curves: Any, *, max_rank: int = 20, ax: Any = None, title: str = "CMC") -> Figure:
+    """Cumulative match characteristic: identification rate against rank (1..``max_rank``).
+
+    Values are :class:`~hfr_tutorial.evaluate.ProtocolScores` or precomputed CMC arrays.
+    """
+    items = _curve_items(curves)
+    fig, ax = _target(ax, figsize=(6.4, 3.6))
+    linestyle, color = _styles(items)
+    top = 1
+    for run, protocol, value in items:
+        cmc = value.cmc(max_rank) if hasattr(value, "cmc") else np.asarray(value, dtype=float)[:max_rank]
+        ranks = np.arange(1, cmc.size + 1)
+        top = max(top, cmc.size)
+        ax.plot(ranks, cmc, ls=linestyle[run], color=color(protocol), marker="o", ms=2.5, lw=1.4,
+                label=_label(run, protocol, f"(rank-1 {cmc[0]:.2f})"))
+    ax.set(xlim=(0.5, top + 0.5), ylim=(0, 1.01), xlabel="rank", ylabel="identification rate", title=title)
+    ax.xaxis.set_major_locator(matplotlib.ticker.MaxNLocator(integer=True))
+    _legend_right(ax)
+    return fig
+
+
+@styled
+def plot_score_histograms(curves: Any, *, bins: int = 40, thresholds: float | Mapping[str, float] | None = None) -> Figure:
+    """Genuine and impostor score distributions, one panel per protocol (rows: runs).
+
+    The overlap is what verification errors are made of; the title gives the decidability d'.
+    ``thresholds`` (one value or ``{protocol: value}``) draws the decision threshold.
+    """
+    items = _pair_items(curves)
+    runs = list(dict.fromkeys(item[0] for item in items))
+    protocols = list(dict.fromkeys(item[1] for item in items))
+    fig, axes = new_figure(len(runs), len(protocols), figsize=(3.3 * len(protocols), 2.6 * len(runs)), sharex=True)
+    edges = np.linspace(min(s.min() for *_, s, _ in items), max(s.max() for *_, s, _ in items), bins + 1)
+    for run, protocol, scores, same in items:
+        ax = axes[runs.index(run), protocols.index(protocol)]
+        threshold = thresholds.get(protocol) if isinstance(thresholds, Mapping) else thresholds
+        draw_score_histogram(ax, scores, same, color=protocol_color(protocol), bins=edges, threshold=threshold)
+        ax.set_title(f"{_label(run, protocol)}   {ax.get_title()}")
+    axes[0, -1].legend(loc="upper left")
+    return fig
+
+
+def draw_score_histogram(ax: Any, scores: Any, same: Any, *, color: str = GENUINE_COLOR, bins: Any = 40,
+                         threshold: float | None = None) -> Any:
+    """Genuine (``color``) and impostor (grey) score densities on ``ax``; the title gives d'."""
+    scores = np.asarray(scores, dtype=float).ravel()
+    same = np.asarray(same, dtype=bool).ravel()
+    if np.ndim(bins) == 0:  # shared edges, so genuine and impostor bars have the same width
+        bins = np.linspace(scores.min(), scores.max(), int(bins) + 1)
+    sns.histplot(x=scores[~same], bins=bins, stat="density", color=IMPOSTOR_COLOR, element="step",
+                 alpha=0.35, ax=ax, label="impostor")
+    sns.histplot(x=scores[same], bins=bins, stat="density", color=color, element="step",
+                 alpha=0.45, ax=ax, label="genuine")
+    ax.set_title(f"d' = {ev.decidability(scores[same], scores[~same]):.2f}")
+    if threshold is not None:
+        ax.axvline(threshold, color="k", lw=1, ls="--", label="threshold")
+    ax.set(xlabel="cosine similarity", ylabel="density")
+    return ax
+
+
+# ---------------------------------------------------------------------------------------------
+# Embedding pictures
+# ---------------------------------------------------------------------------------------------
+
+
+def _as_panels(embeddings: Any, default_title: str = "embeddings") -> dict[str, np.ndarray]:
+    if isinstance(embeddings, Mapping):
+        if not embeddings:
+            raise ValueError("No embeddings to plot: the dict is empty.")
+        return {str(k): np.asarray(v, dtype=np.float32) for k, v in embeddings.items()}
+    return {default_title: np.asarray(embeddings, dtype=np.float32)}
+
+
+def _check_panel_labels(panels: Mapping[str, np.ndarray], identities: Any, modalities: Any) -> tuple[np.ndarray, np.ndarray]:
+    identities = np.asarray(identities).ravel()
+    modalities = np.asarray(modalities).astype(str).ravel()
+    for title, emb in panels.items():
+        if emb.ndim != 2 or len(emb) != identities.size or identities.size != modalities.size:
+            raise ValueError(
+                f"Embeddings {title!r} have shape {emb.shape} but there are {identities.size} identities "
+                f"and {modalities.size} modalities; pass one label of each per embedding row."
+            )
+    return identities, modalities
+
+
+def reduce_2d(embeddings: np.ndarray, *, method: str = "umap", random_state: int = 0,
+              n_neighbors: int = 15, min_dist: float = 0.1, n_epochs: int | None = None,
+              metric: str = "cosine") -> np.ndarray:
+    """2-D coordinates of embeddings by UMAP (umap-learn, seeded) or PCA.
+
+    UMAP keeps neighbourhoods (who is close to whom) rather than distances; with a fixed
+    ``random_state`` it is deterministic.  Falls back to PCA, with a warning, only when umap-learn
+    cannot be imported.
+    """
+    x = np.asarray(embeddings, dtype=np.float32)
+    if len(x) < 5:
+        raise ValueError(f"Need at least 5 embeddings for a 2-D map, got {len(x)}.")
+    if method not in ("umap", "pca"):
+        raise ValueError(f"Unknown method {method!r}; use 'umap' or 'pca'.")
+    if method == "umap":
+        try:
+            import umap
+        except ImportError as err:  # pragma: no cover - umap-learn is a dependency
+            warnings.warn(f"umap-learn could not be imported ({err}); drawing PCA instead.", stacklevel=2)
+            method = "pca"
+    if method == "pca":
+        from sklearn.decomposition import PCA
+
+        return PCA(n_components=2, random_state=random_state).fit_transform(x)
+    reducer = umap.UMAP(n_neighbors=min(n_neighbors, len(x) - 1), min_dist=min_dist, n_epochs=n_epochs,
+                        metric=metric, random_state=random_state, n_jobs=1)
+    return np.asarray(reducer.fit_transform(x))
+
+
+def _pick(values: np.ndarray, n: int) -> np.ndarray:
+    """``n`` values spread evenly over the sorted unique ``values`` (deterministic)."""
+    unique = np.unique(values)
+    if n >= unique.size:
+        return unique
+    return unique[np.linspace(0, unique.size - 1, n).round().astype(int)]
+
+
+@styled
+def plot_umap(
+    embeddings: Any,
+    identities: Any,
+    modalities: Any,
+    *,
+    highlight: Sequence[Any] | int = 6,
+    n_pair_lines: int = 25,
+    random_state: int = 0,
+    method: str = "umap",
+    n_neighbors: int = 15,
+    min_dist: float = 0.1,
+    n_epochs: int | None = None,
+    point_size: float = 7.0,
+) -> Figure:
+    """UMAP maps of embeddings side by side (e.g. ``{"before": E0, "after": E1}``).
+
+    Points are coloured by modality.  A few ``highlight``-ed identities (a count, or a list of
+    identities) get their own marker, and thin lines join each VIS image to the NIR/thermal
+    images of the same person for ``n_pair_lines`` identities: short lines mean the model puts a
+    person's faces together whatever the sensor; long parallel lines mean the sensor moved them.
+    Each panel is its own UMAP fit (``random_state`` fixed), so positions across panels are
+    not comparable, only their arrangement.  Taught in ``notebooks/00_data_and_modality_gap.ipynb``.
+    """
+    panels = _as_panels(embeddings)
+    identities, modalities = _check_panel_labels(panels, identities, modalities)
+    marked = _pick(identities, highlight) if isinstance(highlight, int) else np.asarray(list(highlight))
+    rng = np.random.default_rng(random_state)
+    others = np.setdiff1d(np.unique(identities), marked)
+    lined = np.concatenate([marked, rng.permutation(others)])[: max(0, n_pair_lines)]
+    order = [m for m in ev._ordered_modalities(modalities, "vis")]
+    fig, axes = new_figure(1, len(panels), figsize=(4.6 * len(panels), 4.4))
+    for ax, (title, emb) in zip(axes[0], panels.items()):
+        xy = reduce_2d(emb, method=method, random_state=random_state, n_neighbors=n_neighbors,
+                       min_dist=min_dist, n_epochs=n_epochs)
+        _draw_pair_lines(ax, xy, identities, modalities, lined)
+        for mod in order:
+            sel = (modalities == mod) & ~np.isin(identities, marked)
+            ax.scatter(*xy[sel].T, s=point_size, color=modality_color(mod), alpha=0.55, lw=0, zorder=2)
+        for k, ident in enumerate(marked):
+            for mod in order:
+                sel = (identities == ident) & (modalities == mod)
+                ax.scatter(*xy[sel].T, s=point_size * 6, marker=IDENTITY_MARKERS[k % len(IDENTITY_MARKERS)],
+                           color=modality_color(mod), edgecolor="k", lw=0.6, zorder=3)
+        ax.set_title(title)
+        ax.set(xticks=[], yticks=[], xlabel=f"{method.upper()} 1", ylabel=f"{method.upper()} 2")
+    handles = [Patch(color=modality_color(m), label=m) for m in order]
+    handles += [Line2D([], [], ls="", marker=IDENTITY_MARKERS[k % len(IDENTITY_MARKERS)], mfc="w", mec="k",
+                       label=f"id {ident}") for k, ident in enumerate(marked)]
+    handles.append(Line2D([], [], color="0.4", lw=0.6, label="same person, VIS to other"))
+    axes[0, -1].legend(handles=handles, loc="center left", bbox_to_anchor=(1.01, 0.5))
+    return fig
+
+
+def _draw_pair_lines(ax: Any, xy: np.ndarray, identities: np.ndarray, modalities: np.ndarray, lined: np.ndarray) -> None:
+    from matplotlib.collections import LineCollection
+
+    segments, colors = [], []
+    for ident in lined:
+        vis = np.flatnonzero((identities == ident) & (modalities == "vis"))
+        if vis.size == 0:
+            continue
+        for j in np.flatnonzero((identities == ident) & (modalities != "vis")):
+            segments.append([xy[vis[0]], xy[j]])
+            colors.append(modality_color(modalities[j]))
+    if segments:
+        ax.add_collection(LineCollection(segments, colors=colors, linewidths=0.6, alpha=0.45, zorder=1))
+
+
+def _ordered_images(identities: np.ndarray, modalities: np.ndarray, max_identities: int) -> np.ndarray:
+    keep_ids = np.unique(identities)[:max_identities]
+    order = {m: i for i, m in enumerate(ev._ordered_modalities(modalities, "vis"))}
+    idx = np.flatnonzero(np.isin(identities, keep_ids))
+    mod_rank = np.array([order[m] for m in modalities[idx]])
+    return idx[np.lexsort((idx, mod_rank, identities[idx]))]
+
+
+@styled
+def plot_similarity_matrix(
+    embeddings: Any,
+    identities: Any,
+    modalities: Any,
+    *,
+    max_identities: int = 12,
+    vmin: float = -0.2,
+    vmax: float = 1.0,
+) -> Figure:
+    """Cosine similarity of every image pair, ordered by identity then modality.
+
+    With a good model each identity is a bright block on the diagonal; a modality gap shows as
+    dim off-diagonal sub-blocks inside each identity (VIS against NIR/thermal).  The strips on
+    the edges give each row's modality.  Pass ``{"before": E0, "after": E1}`` for panels.
+    """
+    from mpl_toolkits.axes_grid1 import make_axes_locatable
+
+    panels = _as_panels(embeddings)
+    identities, modalities = _check_panel_labels(panels, identities, modalities)
+    idx = _ordered_images(identities, modalities, max_identities)
+    strip = np.array([matplotlib.colors.to_rgb(modality_color(m)) for m in modalities[idx]])[None]
+    bounds = np.flatnonzero(np.diff(identities[idx]) != 0) + 0.5
+    fig, axes = new_figure(1, len(panels), figsize=(4.4 * len(panels), 4.0))
+    for ax, (title, emb) in zip(axes[0], panels.items()):
+        e = ev.l2_normalize(emb[idx])
+        image = ax.imshow(e @ e.T, cmap="magma", vmin=vmin, vmax=vmax)
+        for b in bounds:
+            ax.axhline(b, color="w", lw=0.4)
+            ax.axvline(b, color="w", lw=0.4)
+        divider = make_axes_locatable(ax)
+        left = divider.append_axes("left", size="4%", pad=0.02)
+        left.imshow(strip.transpose(1, 0, 2), aspect="auto")
+        left.set_axis_off()
+        ax.set(xticks=[], yticks=[], title=f"{title} ({len(np.unique(identities[idx]))} identities)")
+    fig.colorbar(image, ax=axes[0].tolist(), shrink=0.8, label="cosine similarity")
+    mods = ev._ordered_modalities(modalities[idx], "vis")
+    fig.legend(handles=[Patch(color=modality_color(m), label=m) for m in mods], loc="outside lower center", ncols=len(mods))
+    return fig
+
+
+# ---------------------------------------------------------------------------------------------
+# Training, budgets, images and comparisons
+# ---------------------------------------------------------------------------------------------
+
+_GROUPS: tuple[tuple[str, Callable[[str], bool]], ...] = (
+    ("loss", lambda c: "loss" in c),
+    ("learning rate", lambda c: c == "lr" or "lr_" in c or "learning_rate" in c),
+    ("validation", lambda c: any(t in c for t in ("rank", "tar", "auc", "eer", "acc", "val"))),
+    ("seconds", lambda c: "second" in c or c in ("time", "duration")),
+)
+
+
+def _history_frames(history: Any) -> dict[str | None, "pandas.DataFrame"]:  # noqa: F821
+    import pandas as pd
+
+    if isinstance(history, Mapping) and all(isinstance(v, (pd.DataFrame, list)) for v in history.values()):
+        return {str(k): pd.DataFrame(v) for k, v in history.items()}
+    return {None: pd.DataFrame(history)}
+
+
+@styled
+def plot_training_curves(history: Any, *, x: str = "epoch") -> Figure:
+    """Every numeric column of a training history against ``epoch``, grouped into panels.
+
+    Losses share a panel, as do learning rates (log scale), validation metrics and timings; any
+    other numeric column gets its own.  ``history`` is the history DataFrame of a run (a list of
+    row dicts works too) or ``{run: history}`` to compare runs.
+    """
+    frames = _history_frames(history)
+    groups: dict[str, list[str]] = {}
+    for frame in frames.values():
+        for col in frame.select_dtypes("number").columns:
+            if col == x:
+                continue
+            name = next((g for g, test in _GROUPS if test(str(col).lower())), str(col))
+            if col not in groups.setdefault(name, []):
+                groups[name].append(col)
+    if not groups:
+        raise ValueError(f"The history has no numeric columns besides {x!r}; nothing to plot.")
+    ncols = min(4, len(groups))
+    nrows = math.ceil(len(groups) / ncols)
+    fig, axes = new_figure(nrows, ncols, figsize=(3.4 * ncols, 2.7 * nrows))
+    palette = sns.color_palette("colorblind", 10)
+    for k, (name, cols) in enumerate(groups.items()):
+        ax = axes.flat[k]
+        for r, (run, frame) in enumerate(frames.items()):
+            xs = frame[x] if x in frame else np.arange(1, len(frame) + 1)
+            for c, col in enumerate(c for c in cols if c in frame):
+                color = palette[(r if run is not None else c) % len(palette)]
+                style = RUN_LINESTYLES[c % len(RUN_LINESTYLES)] if run is not None else "-"
+                label = f"{run}: {col}" if run is not None and len(cols) > 1 else (run or col)
+                ax.plot(xs, frame[col], color=color, ls=style, marker="o", ms=2.5, lw=1.3, label=label)
+        if name == "learning rate" and all((frames[r][c] > 0).all() for r in frames for c in cols if c in frames[r]):
+            ax.set_yscale("log")
+        ax.set(title=name, xlabel=x)
+        ax.xaxis.set_major_locator(matplotlib.ticker.MaxNLocator(integer=True))
+        if len(cols) > 1 or len(frames) > 1:
+            ax.legend()
+    for ax in axes.flat[len(groups):]:
+        ax.set_axis_off()
+    return fig
+
+
+def _budget_rows(table: Any) -> list[tuple[str, float, float]]:
+    import pandas as pd
+
+    if isinstance(table, pd.DataFrame):
+        frame = table.set_index("policy") if "policy" in table.columns else table
+        return [(str(i), float(r["trainable"]), float(r["total"])) for i, r in frame.iterrows()]
+    rows = []
+    for name, value in dict(table).items():
+        if isinstance(value, Mapping):
+            rows.append((str(name), float(value["trainable"]), float(value["total"])))
+        else:
+            trainable, total = value
+            rows.append((str(name), float(trainable), float(total)))
+    return rows
+
+
+@styled
+def plot_parameter_budget(table: Any, *, highlight: str | None = "paper") -> Figure:
+    """Trainable parameters of each tuning policy on a log scale, labelled with their share.
+
+    ``table``: a DataFrame with ``policy``, ``trainable`` and ``total`` columns, or a dict
+    ``{policy: (trainable, total)}`` / ``{policy: {"trainable": .., "total": ..}}``.  The grey
+    bars are the whole network.  Taught in ``notebooks/02_layer_freezing.ipynb``.
+    """
+    rows = _budget_rows(table)
+    if not rows:
+        raise ValueError("The parameter table is empty.")
+    fig, axes = new_figure(1, 1, figsize=(6.0, 0.45 * len(rows) + 1.2))
+    ax = axes[0, 0]
+    y = np.arange(len(rows))[::-1]
+    totals = np.array([r[2] for r in rows])
+    trainable = np.array([r[1] for r in rows])
+    ax.barh(y, totals, color="0.88", height=0.7, label="total")
+    colors = ["#C0392B" if r[0] == highlight else "#3A6FB0" for r in rows]
+    ax.barh(y, np.maximum(trainable, 0.8), color=colors, height=0.7, label="trainable")
+    for yi, (name, t, tot) in zip(y, rows):
+        share = 100.0 * t / tot if tot else 0.0
+        ax.text(max(t, 1.0) * 1.15, yi, f"{int(t):,} ({share:.2f} %)", va="center", fontsize=8)
+    ax.set_yticks(y, [r[0] for r in rows])
+    ax.set_xscale("log")
+    ax.set_xlim(0.8, totals.max() * 8)
+    ax.set(xlabel="parameters (log scale)", title="trainable parameters per tuning policy")
+    ax.grid(axis="y", visible=False)
+    return fig
+
+
+def _grid_cells(images: Any, ncols: int | None) -> list[list[Any]]:
+    """Rows of cells from a grid array, a flat batch or nested lists."""
+    def wrap(flat: Sequence[Any]) -> list[list[Any]]:
+        width = ncols or len(flat)
+        return [list(flat[i : i + width]) for i in range(0, len(flat), width)]
+
+    if isinstance(images, np.ndarray):
+        color = images.shape[-1] in (1, 3, 4)
+        if images.ndim == 2 or (images.ndim == 3 and color):
+            return [[images]]  # one image
+        if images.ndim == 3 or (images.ndim == 4 and color):
+            return wrap(list(images))  # a flat batch (N,H,W) or (N,H,W,C)
+        if images.ndim in (4, 5):
+            return [list(row) for row in images]  # a grid (R,C,H,W[,C])
+        raise ValueError(f"images of shape {images.shape} are not a batch or grid of images.")
+    rows = list(images)
+    if rows and isinstance(rows[0], (list, tuple)):
+        return [list(row) for row in rows]
+    return wrap(rows)
+
+
+@styled
+def plot_image_grid(
+    images: Any,
+    row_labels: Sequence[str] | None = None,
+    col_labels: Sequence[str] | None = None,
+    *,
+    ncols: int | None = None,
+    titles: Sequence[Sequence[str]] | None = None,
+    cell_size: float = 1.3,
+) -> Figure:
+    """A grid of face images, e.g. rows = identities and columns = VIS / NIR / thermal.
+
+    ``images``: an array (rows, cols, H, W[, 3]), a list of rows (``None`` leaves a cell blank),
+    or a flat batch (N, H, W[, 3]) wrapped every ``ncols`` images.  Grayscale cells are drawn in
+    grey.  ``titles`` gives a caption per cell (same nesting as the grid).
+    """
+    cells = _grid_cells(images, ncols)
+    nrows, ncols = len(cells), max(len(r) for r in cells)
+    if row_labels is not None and len(row_labels) != nrows:
+        raise ValueError(f"{len(row_labels)} row labels for {nrows} rows of images.")
+    if col_labels is not None and len(col_labels) != ncols:
+        raise ValueError(f"{len(col_labels)} column labels for {ncols} columns of images.")
+    fig, axes = new_figure(nrows, ncols, figsize=(cell_size * ncols + 0.4, cell_size * nrows + 0.3))
+    fig.get_layout_engine().set(w_pad=0.01, h_pad=0.01, wspace=0.02, hspace=0.02)
+    for r in range(nrows):
+        for c in range(ncols):
+            ax = axes[r, c]
+            ax.set(xticks=[], yticks=[])
+            ax.grid(False)
+            for side in ax.spines.values():
+                side.set_visible(False)
+            image = cells[r][c] if c < len(cells[r]) else None
+            if image is not None:
+                image = np.asarray(image)
+                if image.ndim == 3 and image.shape[-1] == 1:
+                    image = image[..., 0]
+                ax.imshow(image, cmap="gray" if image.ndim == 2 else None, vmin=0 if image.dtype == np.uint8 else None,
+                          vmax=255 if image.dtype == np.uint8 else None)
+            if titles is not None and r < len(titles) and c < len(titles[r]) and titles[r][c]:
+                ax.set_title(titles[r][c], fontsize=7, pad=2)
+            if col_labels is not None and r == 0:
+                ax.set_title(col_labels[c] if titles is None else f"{col_labels[c]}\n{ax.get_title()}",
+                             fontsize=9, color=MODALITY_COLORS.get(str(col_labels[c]).lower(), "k"))
+            if row_labels is not None and c == 0:
+                ax.set_ylabel(row_labels[r], fontsize=8, color=MODALITY_COLORS.get(str(row_labels[r]).lower(), "k"))
+    return fig
+
+
+@styled
+def plot_metric_bars(table: Any, metric: str | Sequence[str] = "rank1", *, runs: Sequence[str] | None = None) -> Figure:
+    """Bars comparing runs on each protocol, one panel per metric (e.g. ``["rank1", "tar_at_far_1e-2"]``).
+
+    ``table`` is :func:`~hfr_tutorial.evaluate.metrics_table` output, or anything it accepts
+    (``{run: protocols}`` or a loaded ``metrics.json``).  ``runs`` picks and orders the runs.
+    """
+    import pandas as pd
+
+    frame = table if isinstance(table, pd.DataFrame) else ev.metrics_table(table)
+    metrics = [metric] if isinstance(metric, str) else list(metric)
+    missing = [m for m in metrics if m not in frame.columns]
+    if missing:
+        raise ValueError(f"Metric(s) {missing} not in the table; it has {sorted(frame.columns)}.")
+    order = list(runs) if runs is not None else list(dict.fromkeys(frame["run"]))
+    frame = frame[frame["run"].isin(order)]
+    protocols = list(dict.fromkeys(frame["protocol"]))
+    fig, axes = new_figure(1, len(metrics), figsize=(max(4.5, 1.1 * len(protocols) * max(1, len(order)) / 2.2 + 1.5) * len(metrics), 3.6))
+    palette = sns.color_palette("colorblind", max(3, len(order)))
+    for ax, name in zip(axes[0], metrics):
+        sns.barplot(data=frame, x="protocol", y=name, hue="run", order=protocols, hue_order=order,
+                    palette=palette[: len(order)], ax=ax, errorbar=None)
+        for container in ax.containers:
+            ax.bar_label(container, fmt="%.2f", fontsize=6, padding=1)
+        for tick in ax.get_xticklabels():
+            tick.set_color(protocol_color(tick.get_text()))
+        ax.set(ylim=(0, 1.1) if frame[name].max() <= 1 else (0, None), title=name, xlabel="")
+        ax.legend_.remove() if ax.legend_ is not None else None
+    handles, labels = axes[0, 0].get_legend_handles_labels()
+    fig.legend(handles, labels, loc="outside right center")
+    return fig
