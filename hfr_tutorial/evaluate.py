@@ -110,10 +110,10 @@ def _to_input(batch: Any, transform: Callable[[np.ndarray], Any] | None) -> "tor
             )
         return batch
     array = batch.numpy() if isinstance(batch, torch.Tensor) else np.asarray(batch)
-    if array.ndim != 4 or array.shape[-1] != 3:
+    if array.ndim not in (3, 4):
         raise ValueError(
-            f"embed() got images of shape {array.shape}; expected uint8 (B,H,W,3) images or a "
-            "float tensor (B,3,H,W)."
+            f"embed() got images of shape {array.shape}; expected uint8 (B,H,W,3) images (or "
+            "grayscale (B,H,W)) or a float tensor (B,3,H,W)."
         )
     transform = transform or _default_transform()
     out = transform(array)

@@ -484,6 +484,8 @@ def plot_training_curves(history: Any, *, x: str = "epoch") -> Figure:
     row dicts works too) or ``{run: history}`` to compare runs.
     """
     frames = _history_frames(history)
+    if not frames:
+        raise ValueError("plot_training_curves got an empty dict of histories; pass at least one run.")
     groups: dict[str, list[str]] = {}
     for frame in frames.values():
         for col in frame.select_dtypes("number").columns:
