@@ -301,13 +301,14 @@ def test_metrics_table_from_runs_and_metrics_json():
 
 
 def test_genuine_similarity_known_answer():
-    # VIS image of identity i = e_i; NIR image = (e_i + e_9) / sqrt 2 -> cosine 1/sqrt 2 with VIS
+    # identity i: VIS images e_i and e_i + e_(i+2) (cosine 1/sqrt 2 between them, an image is not
+    # its own pair); NIR image e_i + e_9, whose cosines with the two VIS images are 1/sqrt 2 and 1/2
     eye = np.eye(10, dtype=np.float32)
     ids = np.array([0, 0, 1, 1, 0, 1])
     mods = np.array(["vis", "vis", "vis", "vis", "nir", "nir"])
-    emb = np.stack([eye[0], eye[0], eye[1], eye[1], eye[0] + eye[9], eye[1] + eye[9]])
+    emb = np.stack([eye[0], eye[0] + eye[2], eye[1], eye[1] + eye[3], eye[0] + eye[9], eye[1] + eye[9]])
     out = ev.genuine_similarity(emb, ids, mods)
-    assert out == pytest.approx({"vis-vis": 1.0, "vis-nir": 1 / math.sqrt(2)})
+    assert out == pytest.approx({"vis-vis": 1 / math.sqrt(2), "vis-nir": (1 / math.sqrt(2) + 0.5) / 2})
 
 
 def test_centroid_distance_known_answer():
