@@ -1,0 +1,197 @@
+"""Figures: each builds on small inputs, is deterministic, and keeps the modality palette."""
+from __future__ import annotations
+
+import sys
+
+import matplotlib
+
+matplotlib.use("Agg")
+
+import matplotlib.colors as mcolors  # noqa: E402
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+import pandas as pd  # noqa: E402
+import pytest  # noqa: E402
+from matplotlib.figure import Figure  # noqa: E402
+
+from hfr_tutorial import evaluate as ev  # noqa: E402
+from hfr_tutorial import plots  # noqa: E402
+
+
+def pixels(fig: Figure) -> np.ndarray:
+    fig.canvas.draw()
+    return np.asarray(fig.canvas.buffer_rgba()).copy()
+
+
+def assert_deterministic(build) -> Figure:
+    """Build the figure twice: a Figure each time, and the same pixels."""
+    first, second = build(), build()
+    assert isinstance(first, Figure)
+    a, b = pixels(first), pixels(second)
+    assert a.shape == b.shape and np.array_equal(a, b)
+    assert a[..., :3].std() > 0  # something was drawn
+    return first
+
+
+@pytest.fixture(scope="module")
+def data():
+    rng = np.random.default_rng(0)
+    n_ids, per_mod = 10, 3
+    identities = np.repeat(np.arange(n_ids), 3 * per_mod)
+    modalities = np.tile(np.repeat(["vis", "nir", "thermal"], per_mod), n_ids)
+    centres = rng.normal(size=(n_ids, 16))
+    shift = {"vis": 0.0, "nir": 1.0, "thermal": 2.0}
+    direction = rng.normal(size=16)
+    noise = 0.5 * rng.normal(size=(identities.size, 16))
+    before = centres[identities] + noise + np.array([shift[m] for m in modalities])[:, None] * direction
+    after = centres[identities] + noise
+    scored = {"before": ev.score_protocols(before, identities, modalities),
+              "after": ev.score_protocols(after, identities, modalities)}
+    return {"ids": identities, "mods": modalities, "before": before, "after": after, "scored": scored}
+
+
+@pytest.fixture(autouse=True)
+def no_pyplot_leak():
+    before = set(plt.get_fignums())
+    yield
+    assert set(plt.get_fignums()) == before, "plots must not register figures with pyplot"
+
+
+def test_modality_palette_is_one_mapping():
+    assert plots.modality_color("NIR") == plots.MODALITY_COLORS["nir"]
+    assert plots.protocol_color("thermal->vis") == plots.MODALITY_COLORS["thermal"]
+    assert len(set(plots.MODALITY_COLORS[m] for m in ("vis", "nir", "thermal"))) == 3
+    assert plots.modality_color("sketchy") == plots.modality_color("sketchy")  # stable for unknown names
+
+
+def test_roc_is_deterministic_and_coloured_by_probe_modality(data):
+    fig = assert_deterministic(lambda: plots.plot_roc(data["scored"]))
+    ax = fig.axes[0]
+    assert ax.get_xscale() == "log"
+    lines = {line.get_label().split(" (")[0]: line for line in ax.get_lines()}
+    nir = lines["after: nir->vis"]
+    assert mcolors.to_hex(nir.get_color()) == plots.MODALITY_COLORS["nir"].lower()
+    assert lines["before: nir->vis"].get_linestyle() != nir.get_linestyle()  # runs differ by line style
+
+
+def test_roc_changes_with_the_scores(data):
+    a = pixels(plots.plot_roc(data["scored"]["before"]))
+    b = pixels(plots.plot_roc(data["scored"]["after"]))
+    assert a.shape != b.shape or not np.array_equal(a, b)
+
+
+def test_roc_accepts_score_pairs_and_draws_on_a_given_axis(data):
+    ps = data["scored"]["after"]["nir->vis"]
+    fig, axes = plots.new_figure(1, 2)
+    out = plots.plot_roc({"nir->vis": (ps.scores, ps.same)}, ax=axes[0, 1])
+    assert out is fig and axes[0, 1].get_lines()
+    with pytest.raises(ValueError, match="ProtocolScores"):
+        plots.plot_roc({"nir->vis": "not scores"})
+
+
+def test_det_cmc_and_histograms(data):
+    fig = assert_deterministic(lambda: plots.plot_det(data["scored"]["before"]))
+    assert fig.axes[0].get_xscale() == "log" and fig.axes[0].get_yscale() == "log"
+    fig = assert_deterministic(lambda: plots.plot_cmc(data["scored"], max_rank=5))
+    first = fig.axes[0].get_lines()[0]
+    assert first.get_xdata().tolist() == [1, 2, 3, 4, 5]
+    expected = data["scored"]["before"]["vis->vis"].cmc(5)
+    assert first.get_ydata() == pytest.approx(expected)
+    plots.plot_cmc({"precomputed": np.array([0.5, 0.8, 1.0])})
+    fig = assert_deterministic(lambda: plots.plot_score_histograms(data["scored"], thresholds=0.3))
+    assert len(fig.axes) == 6  # 2 runs x 3 protocols
+
+
+def test_umap_side_by_side_deterministic_with_pair_lines(data):
+    def build():
+        return plots.plot_umap({"before": data["before"], "after": data["after"]}, data["ids"], data["mods"],
+                               highlight=3, n_pair_lines=4, n_epochs=30, n_neighbors=8, random_state=0)
+
+    fig = assert_deterministic(build)
+    left = fig.axes[0]
+    assert [ax.get_title() for ax in fig.axes[:2]] == ["before", "after"]
+    lines = [c for c in left.collections if isinstance(c, matplotlib.collections.LineCollection)]
+    assert len(lines) == 1 and len(lines[0].get_segments()) == 4 * 6  # 4 identities x 6 non-VIS images
+    point_colors = {mcolors.to_hex(c.get_facecolor()[0]) for c in left.collections
+                    if isinstance(c, matplotlib.collections.PathCollection) and len(c.get_offsets())}
+    assert point_colors == {plots.MODALITY_COLORS[m].lower() for m in ("vis", "nir", "thermal")}
+
+
+def test_umap_falls_back_to_pca_only_when_umap_cannot_be_imported(data, monkeypatch):
+    pca = plots.reduce_2d(data["after"], method="pca")
+    monkeypatch.setitem(sys.modules, "umap", None)  # makes `import umap` raise ImportError
+    with pytest.warns(UserWarning, match="PCA"):
+        xy = plots.reduce_2d(data["after"], method="umap")
+    assert xy == pytest.approx(pca)
+    fig = plots.plot_umap(data["after"], data["ids"], data["mods"], method="pca")
+    assert fig.axes[0].get_xlabel() == "PCA 1"
+
+
+def test_embedding_figures_check_labels(data):
+    with pytest.raises(ValueError, match="one label of each per embedding"):
+        plots.plot_umap(data["after"][:-1], data["ids"], data["mods"], method="pca")
+    with pytest.raises(ValueError, match="at least 5"):
+        plots.reduce_2d(data["after"][:3])
+
+
+def test_similarity_matrix_ordered_by_identity(data):
+    order = plots._ordered_images(data["ids"][::-1], data["mods"][::-1], max_identities=2)
+    ids = data["ids"][::-1][order]
+    assert (np.diff(ids) >= 0).all() and set(ids) == {0, 1}
+    assert data["mods"][::-1][order][:3].tolist() == ["vis"] * 3  # VIS first within an identity
+    fig = assert_deterministic(lambda: plots.plot_similarity_matrix(
+        {"before": data["before"], "after": data["after"]}, data["ids"], data["mods"], max_identities=4))
+    image = np.ma.getdata(fig.axes[0].get_images()[0].get_array())
+    assert image.shape == (36, 36)
+    assert np.diag(image) == pytest.approx(np.ones(36), abs=1e-5)  # cosine of an image with itself
+
+
+def test_training_curves_groups_numeric_columns():
+    history = pd.DataFrame({"epoch": [1, 2, 3], "loss": [3.0, 2.0, 1.0], "loss_distill": [1.0, 0.5, 0.4],
+                            "lr": [1e-3, 1e-2, 1e-4], "val_nir_rank1": [0.1, 0.3, 0.5], "seconds": [5.0, 5.1, 4.9],
+                            "grad_norm": [1.0, 0.9, 0.8], "note": ["a", "b", "c"]})
+    fig = assert_deterministic(lambda: plots.plot_training_curves(history))
+    titles = [ax.get_title() for ax in fig.axes if ax.axison]
+    assert titles == ["loss", "learning rate", "validation", "seconds", "grad_norm"]
+    assert fig.axes[1].get_yscale() == "log"
+    fig = plots.plot_training_curves({"a": history, "b": history.to_dict("records")})
+    assert len(fig.axes[0].get_lines()) == 4  # 2 runs x 2 loss columns
+    with pytest.raises(ValueError, match="no numeric columns"):
+        plots.plot_training_curves(pd.DataFrame({"epoch": [1, 2]}))
+
+
+def test_parameter_budget_same_picture_from_dict_or_table():
+    budget = {"frozen": (0, 1_000_000), "layernorm": (5_000, 1_000_000), "paper": (11_800, 1_000_000),
+              "full": (1_000_000, 1_000_000)}
+    table = pd.DataFrame([{"policy": k, "trainable": t, "total": n} for k, (t, n) in budget.items()])
+    fig = assert_deterministic(lambda: plots.plot_parameter_budget(budget))
+    assert np.array_equal(pixels(plots.plot_parameter_budget(budget)), pixels(plots.plot_parameter_budget(table)))
+    labels = [t.get_text() for t in fig.axes[0].texts]
+    assert "11,800 (1.18 %)" in labels and fig.axes[0].get_xscale() == "log"
+
+
+def test_image_grid_layouts():
+    rng = np.random.default_rng(0)
+    grid = rng.integers(0, 256, size=(2, 3, 12, 12, 3), dtype=np.uint8)
+    fig = assert_deterministic(lambda: plots.plot_image_grid(grid, ["id 1", "id 2"], ["vis", "nir", "thermal"]))
+    assert len(fig.axes) == 6 and fig.axes[1].get_title() == "nir"
+    flat = plots.plot_image_grid(grid.reshape(6, 12, 12, 3), ncols=4)
+    assert len(flat.axes) == 8  # two rows of four, the last two blank
+    ragged = plots.plot_image_grid([[grid[0, 0], None], [grid[1, 0][..., 0]]])  # blank and grayscale cells
+    assert len(ragged.axes) == 4
+    with pytest.raises(ValueError, match="row labels"):
+        plots.plot_image_grid(grid, ["only one"])
+
+
+def test_metric_bars_from_results_and_table():
+    rng = np.random.default_rng(1)
+    def protocols():
+        return {p: {"rank1": float(rng.random()), "tar_at_far_1e-2": float(rng.random())} for p in ev.DEFAULT_PROTOCOLS}
+    results = {"baseline": protocols(), "paper": protocols()}
+    table = ev.metrics_table(results)
+    fig = assert_deterministic(lambda: plots.plot_metric_bars(table, ["rank1", "tar_at_far_1e-2"]))
+    heights = sorted(round(p.get_height(), 6) for p in fig.axes[0].patches if p.get_height() > 0)
+    assert heights == sorted(round(v, 6) for v in table["rank1"])
+    assert np.array_equal(pixels(plots.plot_metric_bars(results)), pixels(plots.plot_metric_bars(table)))
+    with pytest.raises(ValueError, match="not in the table"):
+        plots.plot_metric_bars(table, "rank7")

@@ -1,0 +1,159 @@
+"""Widgets: state and callbacks work headless; show() falls back to a static figure."""
+from __future__ import annotations
+
+import sys
+
+import matplotlib
+
+matplotlib.use("Agg")
+
+import numpy as np  # noqa: E402
+import pytest  # noqa: E402
+from matplotlib.figure import Figure  # noqa: E402
+
+from hfr_tutorial import evaluate as ev  # noqa: E402
+from hfr_tutorial import widgets as w  # noqa: E402
+
+
+@pytest.fixture(scope="module")
+def data():
+    """6 identities x (3 VIS, 2 NIR, 2 thermal); 'after' is perfect, 'before' puts NIR faces nearer the next identity."""
+    n_ids = 6
+    mods = ["vis"] * 3 + ["nir"] * 2 + ["thermal"] * 2
+    identities = np.repeat(np.arange(n_ids), len(mods))
+    modalities = np.tile(mods, n_ids)
+    eye = np.eye(16, dtype=np.float32)
+    after = eye[identities] + 0.01 * np.arange(identities.size)[:, None] * eye[15]
+    before = after.copy()
+    nir = modalities == "nir"
+    before[nir] = 0.8 * eye[(identities[nir] + 1) % n_ids] + 0.6 * eye[identities[nir]]  # NIR faces look like the next person
+    rng = np.random.default_rng(0)
+    images = rng.integers(0, 256, size=(identities.size, 10, 10, 3), dtype=np.uint8)
+    return {"images": images, "ids": identities, "mods": modalities, "before": before, "after": after}
+
+
+def test_identity_explorer_state(data):
+    explorer = w.IdentityExplorer(data["images"], data["ids"], data["mods"],
+                                  {"before": data["before"], "after": data["after"]}, k=2)
+    assert explorer.identity == 0 and explorer.options == list(range(6))
+    explorer.update(identity=3)
+    rows = {row["modality"]: row for row in explorer.rows}
+    assert list(rows) == ["vis", "nir", "thermal"]
+    # the VIS query is not the gallery image (the first VIS image of identity 3: index 21)
+    assert rows["vis"]["query"] == 22 and 21 in explorer.gallery_idx
+    assert rows["nir"]["query"] == 24 and rows["thermal"]["query"] == 26
+    assert rows["nir"]["rank"] == {"before": 2, "after": 1}
+    top = rows["nir"]["matches"]["before"]
+    assert [m.identity for m in top] == [4, 3] and not top[0].correct and top[1].correct  # the "next person" wins
+    assert top[0].score >= top[1].score and len(top) == 2
+    assert rows["nir"]["matches"]["after"][0] == w.Match(3, 21, pytest.approx(1.0, abs=1e-3), True)
+    explorer.update(sample=1)
+    assert {row["modality"]: row["query"] for row in explorer.rows} == {"vis": 23, "nir": 25, "thermal": 27}
+    with pytest.raises(ValueError, match="no query images"):
+        explorer.update(identity=99)
+
+
+def test_identity_explorer_checks_inputs(data):
+    with pytest.raises(ValueError, match="one image per embedding"):
+        w.IdentityExplorer(data["images"][:-1], data["ids"], data["mods"], data["after"])
+    with pytest.raises(ValueError, match="one label of each"):
+        w.IdentityExplorer(data["images"], data["ids"], data["mods"], data["after"][:-1])
+
+
+def test_identity_explorer_static_figure_is_deterministic(data):
+    def build():
+        explorer = w.IdentityExplorer(data["images"], data["ids"], data["mods"], {"before": data["before"], "after": data["after"]}, k=2)
+        return explorer.static_figure()
+
+    a, b = build(), build()
+    a.canvas.draw()
+    b.canvas.draw()
+    assert np.array_equal(np.asarray(a.canvas.buffer_rgba()), np.asarray(b.canvas.buffer_rgba()))
+    assert len(a.axes) == 3 * (1 + 2 * 2)  # 3 modalities x (query + 2 stages x top-2)
+
+
+def test_identity_explorer_dropdown_callback(data):
+    explorer = w.IdentityExplorer(data["images"], data["ids"], data["mods"], data["after"])
+    explorer.widget  # builds the controls
+    explorer._identity_control.value = 4
+    assert explorer.identity == 4 and explorer.rows[0]["query"] == 4 * 7 + 1
+    explorer._sample_control.value = 1
+    assert explorer.sample == 1
+
+
+@pytest.fixture(scope="module")
+def curves():
+    rng = np.random.default_rng(1)
+    same = rng.random(400) < 0.25
+    scores = np.round(rng.normal(size=400) + 2 * same, 1)
+    same2 = rng.random(300) < 0.5
+    return {"nir->vis": (scores, same), "thermal->vis": (rng.normal(size=300) + same2, same2)}
+
+
+def test_threshold_explorer_update_matches_counts(curves):
+    explorer = w.ThresholdExplorer(curves)
+    assert explorer.protocol == "nir->vis"
+    eer = ev.verification_metrics(*curves["nir->vis"])
+    assert explorer.threshold == pytest.approx(eer["eer_threshold"])  # starts at the EER point
+    scores, same = curves["nir->vis"]
+    point = explorer.update(threshold=1.0)
+    assert explorer.far == point["far"] == np.mean(scores[~same] >= 1.0)
+    assert explorer.tar == np.mean(scores[same] >= 1.0) and explorer.frr == pytest.approx(1 - explorer.tar)
+    assert "FAR" in explorer.summary() and "nir->vis" in explorer.summary()
+    explorer.set_far(0.05)
+    assert explorer.far <= 0.05 and explorer.tar == pytest.approx(ev.verification_metrics(scores, same, fars=(0.05,))["tar_at_far_0.05"])
+    explorer.update(protocol="thermal->vis")
+    s2, m2 = curves["thermal->vis"]
+    assert explorer.far == np.mean(s2[~m2] >= explorer.threshold)
+    with pytest.raises(ValueError, match="Unknown protocol"):
+        explorer.update(protocol="sketch->vis")
+    assert isinstance(explorer.static_figure(), Figure)
+
+
+def test_threshold_explorer_slider_callback(curves):
+    explorer = w.ThresholdExplorer(curves["nir->vis"])
+    explorer.widget
+    explorer._slider.value = 0.5
+    assert explorer.threshold == pytest.approx(0.5)
+    assert "0.500" in explorer._summary.value
+    explorer.update(threshold=1.5)
+    assert explorer._slider.value == pytest.approx(1.5)  # the slider follows programmatic updates
+
+
+@pytest.fixture(scope="module")
+def results():
+    def protocols(r):
+        return {p: {"rank1": r, "auc": 0.9, "eer": 0.1, "tar_at_far_1e-2": r / 2} for p in ev.DEFAULT_PROTOCOLS}
+    return {"baseline": {"protocols": protocols(0.3)},
+            "runs": {"paper/contrastive+distill": {"trainable_params": 10, "protocols": protocols(0.7)}}}
+
+
+def test_run_selector_update_and_dropdown(results):
+    selector = w.RunSelector(results)
+    assert selector.runs == ["baseline", "paper/contrastive+distill"] and selector.run == "baseline"
+    table = selector.update("paper/contrastive+distill")
+    assert list(table.index) == list(ev.DEFAULT_PROTOCOLS) and (table["rank1"] == 0.7).all()
+    with pytest.raises(ValueError, match="Unknown run"):
+        selector.update("nope")
+    selector.widget
+    selector._run_control.value = "baseline"
+    assert selector.run == "baseline" and (selector.table["rank1"] == 0.3).all()
+    assert isinstance(selector.static_figure(), Figure)
+
+
+def test_show_falls_back_to_static_without_a_kernel(curves, monkeypatch):
+    explorer = w.ThresholdExplorer(curves)
+    shown = w.show(explorer)  # pytest has no Jupyter kernel
+    assert shown.kind == "static" and isinstance(shown.obj, Figure)
+    # with a kernel the live widget is displayed ...
+    monkeypatch.setattr(w, "_in_kernel", lambda: True)
+    monkeypatch.delenv(w.STATIC_ENV, raising=False)
+    shown = w.show(explorer)
+    assert shown.kind == "widget" and shown.obj is explorer.widget
+    # ... unless rendered docs ask for pictures, or ipywidgets cannot be imported
+    monkeypatch.setenv(w.STATIC_ENV, "1")
+    assert w.show(explorer).kind == "static"
+    monkeypatch.setenv(w.STATIC_ENV, "0")
+    fresh = w.ThresholdExplorer(curves)
+    monkeypatch.setitem(sys.modules, "ipywidgets", None)
+    assert w.show(fresh).kind == "static"
