@@ -143,6 +143,8 @@ def embed(
     ``faceset_or_loader`` is a FaceSet (its ``.images``), a uint8 image array (N,H,W,3), a float
     tensor (N,3,H,W) or an iterable of batches (``x`` or ``(x, y)``).  uint8 images go through
     ``transform`` (default: EdgeFace's ``images_to_tensor``: ToTensor, then mean 0.5 / std 0.5).
+    Float tensors are taken as ready model input: a loader that yields ToTensor images in [0, 1]
+    (such as ``FaceSet.loader``) still needs the mean/std step, so prefer passing the FaceSet.
 
     The model runs in ``torch.inference_mode`` and ``eval()`` mode (BatchNorm/Dropout frozen), and
     gets its previous train/eval mode and device back afterwards.  With ``flip_tta`` the embedding

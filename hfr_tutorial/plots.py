@@ -344,7 +344,7 @@ def plot_umap(
     modalities: Any,
     *,
     highlight: Sequence[Any] | int = 6,
-    n_pair_lines: int = 25,
+    n_pair_lines: int = 15,
     random_state: int = 0,
     method: str = "umap",
     n_neighbors: int = 15,
@@ -403,7 +403,7 @@ def _draw_pair_lines(ax: Any, xy: np.ndarray, identities: np.ndarray, modalities
             segments.append([xy[vis[0]], xy[j]])
             colors.append(modality_color(modalities[j]))
     if segments:
-        ax.add_collection(LineCollection(segments, colors=colors, linewidths=0.6, alpha=0.45, zorder=1))
+        ax.add_collection(LineCollection(segments, colors=colors, linewidths=0.6, alpha=0.4, zorder=1))
 
 
 def _ordered_images(identities: np.ndarray, modalities: np.ndarray, max_identities: int) -> np.ndarray:
