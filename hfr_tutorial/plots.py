@@ -324,9 +324,31 @@ def reduce_2d(embeddings: np.ndarray, *, method: str = "umap", random_state: int
         from sklearn.decomposition import PCA
 
         return PCA(n_components=2, random_state=random_state).fit_transform(x)
-    reducer = umap.UMAP(n_neighbors=min(n_neighbors, len(x) - 1), min_dist=min_dist, n_epochs=n_epochs,
-                        metric=metric, random_state=random_state, n_jobs=1)
-    return np.asarray(reducer.fit_transform(x))
+    k = min(n_neighbors, len(x) - 1)
+    knn = _exact_cosine_knn(x, k) if metric == "cosine" and len(x) <= _EXACT_KNN_MAX else (None, None, None)
+    reducer = umap.UMAP(n_neighbors=k, min_dist=min_dist, n_epochs=n_epochs, metric=metric,
+                        random_state=random_state, n_jobs=1, precomputed_knn=knn)
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message=".*knn_search_index.*")
+        return np.asarray(reducer.fit_transform(x))
+
+
+_EXACT_KNN_MAX = 5000
+
+
+def _exact_cosine_knn(x: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray, None]:
+    """Exact k nearest neighbours by cosine distance (each point first, at distance 0).
+
+    For the few thousand points a figure shows this is quick and exact, and it spares UMAP the
+    approximate search (and its just-in-time compilation, the slowest part of a first call).
+    """
+    unit = ev.l2_normalize(x)
+    dist = np.clip(1.0 - unit @ unit.T, 0.0, 2.0)
+    np.fill_diagonal(dist, -1.0)  # self first, even with duplicate points
+    idx = np.argsort(dist, axis=1, kind="stable")[:, :k]
+    d = np.take_along_axis(dist, idx, axis=1)
+    d[:, 0] = 0.0
+    return idx.astype(np.int32), d.astype(np.float32), None
 
 
 def _pick(values: np.ndarray, n: int) -> np.ndarray:

@@ -195,3 +195,13 @@ def test_metric_bars_from_results_and_table():
     assert np.array_equal(pixels(plots.plot_metric_bars(results)), pixels(plots.plot_metric_bars(table)))
     with pytest.raises(ValueError, match="not in the table"):
         plots.plot_metric_bars(table, "rank7")
+
+
+def test_exact_knn_given_to_umap_matches_sklearn():
+    from sklearn.neighbors import NearestNeighbors
+
+    x = np.random.default_rng(3).normal(size=(60, 8))
+    idx, dist, _ = plots._exact_cosine_knn(x, 5)
+    ref_dist, ref_idx = NearestNeighbors(n_neighbors=5, metric="cosine").fit(x).kneighbors(x)
+    assert idx.tolist() == ref_idx.tolist()
+    assert dist == pytest.approx(ref_dist, abs=1e-5)
