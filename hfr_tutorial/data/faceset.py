@@ -1,0 +1,524 @@
+"""``FaceSet``: the one in-memory data model of the tutorial, and its torch loaders.
+
+A ``FaceSet`` is a table of face images with, per image, an identity id, a modality (``vis``,
+``nir``, ``thermal``, ...), a split (``train``, ``dev``, ``eval``; identity-disjoint) and a
+source path.  It is built by the synthetic generator (:func:`hfr_tutorial.data.synthetic_faceset`)
+or read from the standard on-disk layout (:meth:`FaceSet.from_layout`), and it hands out the two
+kinds of batches the method trains on:
+
+* :meth:`FaceSet.loader` -- ``(x, y)`` batches of single images with contiguous class labels, for
+  the RGB baseline (and the joint oracle), with the usual face-recognition augmentations;
+* :meth:`FaceSet.pair_loader` -- batches of (VIS, NIR-or-thermal) pairs of the *same* identity,
+  each identity at most once per batch, for the cross-modal contrastive adaptation.
+
+Randomness never touches a global generator: the order of an epoch comes from ``(seed, epoch)``
+and each item's augmentation from ``(seed, epoch, index)``, so a resumed training run sees the
+same batches, whatever ``num_workers`` is.
+
+Taught in ``notebooks/00_data_and_modality_gap.ipynb`` (the data model, splits and pairs) and
+used by every later notebook.
+"""
+from __future__ import annotations
+
+from collections import deque
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Iterable, Mapping, Sequence
+
+import numpy as np
+from PIL import Image
+
+if TYPE_CHECKING:  # pragma: no cover
+    import pandas as pd
+    import torch
+
+SPLITS: tuple[str, ...] = ("train", "dev", "eval")
+"""The identity-disjoint splits (``''`` = not assigned yet)."""
+
+KNOWN_MODALITIES: tuple[str, ...] = ("vis", "nir", "thermal", "swir", "sketch", "depth")
+"""Modalities the standard layout and ``FaceSet`` accept (lower-case words)."""
+
+
+def _as_tuple(value: str | Sequence[str] | None, what: str, allowed: Sequence[str]) -> tuple[str, ...] | None:
+    if value is None:
+        return None
+    values = (value,) if isinstance(value, str) else tuple(value)
+    bad = [v for v in values if v not in allowed]
+    if bad:
+        raise ValueError(f"Unknown {what} {bad}: use one or more of {list(allowed)}.")
+    return values
+
+
+class FaceSet:
+    """Face images with identity, modality, split and source path per image.
+
+    Args:
+        images: ``(N, H, W, 3)`` uint8 array, or a lazy array-like (``len``, ``[int]``,
+            ``[index array]`` -> ndarray, ``.shape``) for large on-disk sets.
+        identities: ``(N,)`` integer identity ids (global and stable: a subset keeps them).
+        modalities: ``(N,)`` modality names (see :data:`KNOWN_MODALITIES`).
+        splits: ``(N,)`` ``'train'|'dev'|'eval'`` (``''`` where not assigned), default all ``''``.
+        paths: ``(N,)`` source files (``''`` for generated images).
+        identity_names: name of each identity id (indexable by id), default ``id00042`` style.
+        name: a short name for printing and caching.
+        landmarks: optional ``(N, 5, 2)`` pixel landmarks (eyes, nose tip, mouth corners).
+        roles: optional ``(N,)`` protocol role per image (``train``, ``gallery``, ``probe``).
+        meta: free-form metadata (generator config, source, licence, ...).
+
+    Taught in ``notebooks/00_data_and_modality_gap.ipynb``.
+    """
+
+    def __init__(self, images: Any, identities: Sequence[int] | np.ndarray, modalities: Sequence[str] | np.ndarray,
+                 *, splits: Sequence[str] | np.ndarray | None = None, paths: Sequence[str] | np.ndarray | None = None,
+                 identity_names: Sequence[str] | np.ndarray | None = None, name: str = "faceset",
+                 landmarks: np.ndarray | None = None, roles: Sequence[str] | np.ndarray | None = None,
+                 meta: Mapping[str, Any] | None = None):
+        n = len(images)
+        self.images = images
+        self.identities = np.asarray(identities, dtype=np.int64).reshape(-1)
+        self.modalities = np.asarray(modalities, dtype=str).reshape(-1)
+        self.splits = (np.full(n, "", dtype="<U5") if splits is None else np.asarray(splits, dtype=str)).reshape(-1)
+        self.paths = (np.full(n, "", dtype=str) if paths is None else np.asarray(paths, dtype=str)).reshape(-1)
+        self.roles = None if roles is None else np.asarray(roles, dtype=str).reshape(-1)
+        self.landmarks = None if landmarks is None else np.asarray(landmarks, dtype=np.float32)
+        self.name = str(name)
+        self.meta = dict(meta or {})
+        for attr in ("identities", "modalities", "splits", "paths") + (("roles",) if roles is not None else ()):
+            if len(getattr(self, attr)) != n:
+                raise ValueError(
+                    f"FaceSet {name!r}: {attr} has {len(getattr(self, attr))} entries but there are {n} images; "
+                    "give one entry per image."
+                )
+        if self.landmarks is not None and self.landmarks.shape != (n, 5, 2):
+            raise ValueError(f"FaceSet {name!r}: landmarks must have shape ({n}, 5, 2), got {self.landmarks.shape}.")
+        shape = tuple(images.shape)
+        if len(shape) != 4 or shape[3] != 3 or shape[1] != shape[2]:
+            raise ValueError(
+                f"FaceSet {name!r}: images must be (N, H, W, 3) square RGB, got shape {shape}. "
+                "Replicate one-channel images to 3 channels and align/crop faces to a square first."
+            )
+        if isinstance(images, np.ndarray) and images.dtype != np.uint8:
+            raise ValueError(f"FaceSet {name!r}: images must be uint8 (0..255), got {images.dtype}.")
+        bad = sorted(set(self.modalities.tolist()) - set(KNOWN_MODALITIES))
+        if bad:
+            raise ValueError(f"FaceSet {name!r}: unknown modalities {bad}; use {list(KNOWN_MODALITIES)}.")
+        bad = sorted(set(self.splits.tolist()) - set(SPLITS) - {""})
+        if bad:
+            raise ValueError(f"FaceSet {name!r}: unknown splits {bad}; use {list(SPLITS)} (or '' for unassigned).")
+        if n and self.identities.min() < 0:
+            raise ValueError(f"FaceSet {name!r}: identity ids must be >= 0.")
+        max_id = int(self.identities.max()) if n else -1
+        if identity_names is None:
+            identity_names = [f"id{i:05d}" for i in range(max_id + 1)]
+        self.identity_names = np.asarray(identity_names, dtype=str)
+        if len(self.identity_names) <= max_id:
+            raise ValueError(
+                f"FaceSet {name!r}: identity_names has {len(self.identity_names)} names but ids go up to {max_id}; "
+                "give a name for every id (indexable by id)."
+            )
+        self._check_disjoint()
+
+    # ------------------------------------------------------------------ basic properties
+    def __len__(self) -> int:
+        return len(self.identities)
+
+    @property
+    def image_size(self) -> int:
+        """Side of the square images in pixels."""
+        return int(self.images.shape[1])
+
+    @property
+    def classes(self) -> np.ndarray:
+        """The sorted unique identity ids: class ``k`` of the loaders is ``classes[k]``."""
+        return np.unique(self.identities)
+
+    @property
+    def num_classes(self) -> int:
+        return len(self.classes)
+
+    def class_index(self, identities: Sequence[int] | np.ndarray) -> np.ndarray:
+        """Map identity ids to contiguous class indices ``0..K-1`` over this set's sorted identities."""
+        ids = np.asarray(identities, dtype=np.int64)
+        classes = self.classes
+        pos = np.searchsorted(classes, ids)
+        pos_c = np.clip(pos, 0, max(len(classes) - 1, 0))
+        ok = (len(classes) > 0) & (classes[pos_c] == ids) if ids.ndim else bool(len(classes) and classes[pos_c] == ids)
+        if not np.all(ok):
+            missing = np.unique(ids[~np.asarray(ok)]) if ids.ndim else [int(ids)]
+            raise ValueError(
+                f"Identities {list(missing)[:10]} are not in FaceSet {self.name!r}; class indices exist only for "
+                "its own identities (select the split you train on first, then ask)."
+            )
+        return pos_c.astype(np.int64)
+
+    def identity_name(self, identities: int | Sequence[int] | np.ndarray) -> str | np.ndarray:
+        """Name(s) of identity id(s)."""
+        if np.ndim(identities) == 0:
+            return str(self.identity_names[int(identities)])
+        return self.identity_names[np.asarray(identities, dtype=np.int64)]
+
+    def __repr__(self) -> str:
+        mods = ", ".join(f"{m}={int(c)}" for m, c in zip(*np.unique(self.modalities, return_counts=True)))
+        return (f"FaceSet({self.name!r}: {len(self)} images of {len(np.unique(self.identities))} identities, "
+                f"{self.image_size}px, {mods or 'empty'})")
+
+    def _check_disjoint(self) -> None:
+        train = set(self.identities[self.splits == "train"].tolist())
+        for other in ("dev", "eval"):
+            leak = train & set(self.identities[self.splits == other].tolist())
+            if leak:
+                raise ValueError(
+                    f"FaceSet {self.name!r}: identities {sorted(leak)[:10]} are in both 'train' and {other!r}. "
+                    "Splits must be identity-disjoint; re-split with FaceSet.with_splits(...)."
+                )
+        dev = set(self.identities[self.splits == "dev"].tolist())
+        leak = dev & set(self.identities[self.splits == "eval"].tolist())
+        if leak:
+            raise ValueError(
+                f"FaceSet {self.name!r}: identities {sorted(leak)[:10]} are in both 'dev' and 'eval'. "
+                "Splits must be identity-disjoint; re-split with FaceSet.with_splits(...)."
+            )
+
+    # ------------------------------------------------------------------ subsets
+    def subset(self, indices_or_mask: Sequence[int] | np.ndarray, name: str | None = None) -> "FaceSet":
+        """The images at the given indices (or where a boolean mask is True), in that order."""
+        idx = np.asarray(indices_or_mask)
+        if idx.dtype == bool:
+            if idx.shape != (len(self),):
+                raise ValueError(f"A boolean mask needs {len(self)} entries, got shape {idx.shape}.")
+            idx = np.flatnonzero(idx)
+        idx = idx.astype(np.int64).reshape(-1)
+        if len(idx) and (idx.min() < -len(self) or idx.max() >= len(self)):
+            raise IndexError(f"Indices out of range for FaceSet {self.name!r} of {len(self)} images.")
+        if isinstance(self.images, np.ndarray):
+            images = self.images[idx]
+        else:
+            images = self.images.subset(idx)
+        return FaceSet(images, self.identities[idx], self.modalities[idx], splits=self.splits[idx],
+                       paths=self.paths[idx], identity_names=self.identity_names, name=name or self.name,
+                       landmarks=None if self.landmarks is None else self.landmarks[idx],
+                       roles=None if self.roles is None else self.roles[idx], meta=self.meta)
+
+    def select(self, split: str | Sequence[str] | None = None, modality: str | Sequence[str] | None = None) -> "FaceSet":
+        """The images of the given split(s) and modality(ies) (str or sequence), keeping their order."""
+        mask = np.ones(len(self), dtype=bool)
+        splits = _as_tuple(split, "split", SPLITS + ("",))
+        mods = _as_tuple(modality, "modality", KNOWN_MODALITIES)
+        if splits is not None:
+            mask &= np.isin(self.splits, splits)
+        if mods is not None:
+            mask &= np.isin(self.modalities, mods)
+        return self.subset(mask)
+
+    def with_splits(self, fractions_or_counts: Sequence[float] | Sequence[int] | Mapping[str, float],
+                    seed: int = 0) -> "FaceSet":
+        """A copy re-split identity-disjointly into train/dev/eval.
+
+        ``fractions_or_counts``: three fractions summing to 1 (e.g. ``(0.6, 0.1, 0.3)``), three
+        identity counts summing to the number of identities, or a dict with keys
+        ``train``/``dev``/``eval``.  Identities are shuffled with ``seed``.
+        """
+        if isinstance(fractions_or_counts, Mapping):
+            unknown = set(fractions_or_counts) - set(SPLITS)
+            if unknown:
+                raise ValueError(f"with_splits: unknown split names {sorted(unknown)}; use {list(SPLITS)}.")
+            values = [fractions_or_counts.get(s, 0) for s in SPLITS]
+        else:
+            values = list(fractions_or_counts)
+        if len(values) != 3 or any(v < 0 for v in values):
+            raise ValueError(f"with_splits needs three non-negative values (train, dev, eval), got {values}.")
+        ids = np.unique(self.identities)
+        n = len(ids)
+        if all(float(v).is_integer() for v in values) and sum(values) > 1:
+            counts = [int(v) for v in values]
+            if sum(counts) != n:
+                raise ValueError(f"with_splits: counts {counts} sum to {sum(counts)} but the set has {n} identities; "
+                                 "make them add up, or pass fractions.")
+        else:
+            if abs(sum(values) - 1.0) > 1e-6:
+                raise ValueError(f"with_splits: fractions {values} must sum to 1.")
+            n_train = int(round(values[0] * n))
+            n_dev = min(int(round(values[1] * n)), n - n_train)
+            counts = [n_train, n_dev, n - n_train - n_dev]
+        perm = np.random.default_rng([int(seed), 0x5B1]).permutation(ids)
+        split_of = {}
+        start = 0
+        for name, c in zip(SPLITS, counts):
+            for ident in perm[start:start + c]:
+                split_of[int(ident)] = name
+            start += c
+        splits = np.array([split_of[int(i)] for i in self.identities], dtype="<U5")
+        return FaceSet(self.images, self.identities, self.modalities, splits=splits, paths=self.paths,
+                       identity_names=self.identity_names, name=self.name, landmarks=self.landmarks,
+                       roles=None, meta=self.meta)
+
+    def summary(self) -> "pd.DataFrame":
+        """Image counts per split (rows) and modality (columns), plus identities per split."""
+        import pandas as pd
+
+        split_order = [s for s in SPLITS + ("",) if np.any(self.splits == s)]
+        present = set(self.modalities.tolist())
+        mod_order = [m for m in KNOWN_MODALITIES if m in present]
+        rows = []
+        for s in split_order:
+            sel = self.splits == s
+            row = {m: int(np.sum(sel & (self.modalities == m))) for m in mod_order}
+            row["images"] = int(sel.sum())
+            row["identities"] = int(len(np.unique(self.identities[sel])))
+            rows.append(row)
+        df = pd.DataFrame(rows, index=pd.Index([s or "unassigned" for s in split_order], name="split"),
+                          columns=mod_order + ["images", "identities"])
+        return df
+
+    # ------------------------------------------------------------------ protocols and pairs
+    def gallery_probe(self, probe_modality: str, gallery_modality: str = "vis") -> tuple[np.ndarray, np.ndarray]:
+        """Indices of the tutorial's identification protocol on this set.
+
+        Gallery: the first ``gallery_modality`` image of each identity (in set order); probes: every
+        other image of ``probe_modality`` whose identity is in the gallery.
+        """
+        _as_tuple(probe_modality, "modality", KNOWN_MODALITIES)
+        _as_tuple(gallery_modality, "modality", KNOWN_MODALITIES)
+        gal_pool = np.flatnonzero(self.modalities == gallery_modality)
+        _, first = np.unique(self.identities[gal_pool], return_index=True)
+        gallery = np.sort(gal_pool[first])
+        probes = np.flatnonzero((self.modalities == probe_modality)
+                                & np.isin(self.identities, self.identities[gallery]))
+        probes = probes[~np.isin(probes, gallery)]
+        return gallery, probes
+
+    def pair_indices(self, *, seed: int = 0, epoch: int = 0, pairs_per_identity: int = 4,
+                     modalities: Sequence[str] = ("nir", "thermal")) -> np.ndarray:
+        """(P, 2) indices ``[other, vis]``: NIR/thermal images paired with VIS images of the same identity.
+
+        Each identity that has VIS and at least one ``modalities`` image contributes
+        ``pairs_per_identity`` pairs, drawing its images without replacement (cycling when it has
+        fewer).  Rows are ordered in rounds: every identity once per round, rounds shuffled.
+        Deterministic in ``(seed, epoch)``.
+        """
+        mods = _as_tuple(modalities, "modality", KNOWN_MODALITIES)
+        if pairs_per_identity < 1:
+            raise ValueError(f"pairs_per_identity={pairs_per_identity}: need at least 1.")
+        rng = np.random.default_rng([int(seed), int(epoch), 0xA1F])
+        vis_idx = np.flatnonzero(self.modalities == "vis")
+        oth_idx = np.flatnonzero(np.isin(self.modalities, mods))
+        vis_by = _group(self.identities[vis_idx], vis_idx)
+        oth_by = _group(self.identities[oth_idx], oth_idx)
+        ids = np.array(sorted(set(vis_by) & set(oth_by)), dtype=np.int64)
+        if len(ids) == 0:
+            raise ValueError(
+                f"FaceSet {self.name!r} has no identity with both a VIS image and a {list(mods)} image: "
+                "nothing to pair. Check the split and modalities you selected."
+            )
+        k = pairs_per_identity
+        picks_o = np.empty((len(ids), k), np.int64)
+        picks_v = np.empty((len(ids), k), np.int64)
+        for r, ident in enumerate(ids):
+            for picks, pool in ((picks_o, oth_by[ident]), (picks_v, vis_by[ident])):
+                reps = -(-k // len(pool))
+                order = np.concatenate([rng.permutation(pool) for _ in range(reps)])
+                picks[r] = order[:k]
+        rounds = [rng.permutation(len(ids)) for _ in range(k)]
+        rows = np.concatenate([np.stack([picks_o[perm, j], picks_v[perm, j]], 1) for j, perm in enumerate(rounds)])
+        return rows
+
+    # ------------------------------------------------------------------ torch
+    def dataset(self, *, augment: bool = False, seed: int = 0, epoch: int = 0) -> "FaceDataset":
+        """A plain torch ``Dataset`` of ``(x, y)`` (see :meth:`loader`)."""
+        return FaceDataset(self, augment=augment, seed=seed, epoch=epoch)
+
+    def loader(self, batch_size: int, *, shuffle: bool = True, augment: bool = False, seed: int = 0,
+               epoch: int = 0, drop_last: bool = False, num_workers: int = 0) -> "torch.utils.data.DataLoader":
+        """Batches ``(x, y)``: x float32 ``(B, 3, H, W)`` in [0, 1], y int64 contiguous class indices.
+
+        The order (when ``shuffle``) and the augmentation (horizontal flip, a small random crop
+        rescaled back, colour jitter on VIS images only) depend only on ``(seed, epoch)``; the
+        model applies its own normalisation.
+        """
+        import torch
+        from torch.utils.data import DataLoader
+
+        _check_batch(batch_size, len(self))
+        order = (np.random.default_rng([int(seed), int(epoch), 0x0D]).permutation(len(self)) if shuffle
+                 else np.arange(len(self)))
+        return DataLoader(self.dataset(augment=augment, seed=seed, epoch=epoch), batch_size=batch_size,
+                          sampler=order.tolist(), drop_last=drop_last, num_workers=num_workers,
+                          generator=torch.Generator().manual_seed(int(seed)),
+                          persistent_workers=False)
+
+    def pair_loader(self, batch_size: int, *, seed: int = 0, epoch: int = 0, pairs_per_identity: int = 4,
+                    augment_vis: bool = True, augment_other: bool = False,
+                    modalities: Sequence[str] = ("nir", "thermal"), drop_last: bool = False,
+                    num_workers: int = 0) -> "torch.utils.data.DataLoader":
+        """Batches of same-identity (VIS, NIR-or-thermal) pairs for cross-modal adaptation.
+
+        Yields dicts ``{"vis": (B,3,H,W), "other": (B,3,H,W), "label": (B,) contiguous int64,
+        "identity": (B,) int64, "modality": list[str]}``.  Within a batch every identity appears
+        at most once, so in-batch negatives are true negatives; per epoch every identity gives
+        ``pairs_per_identity`` pairs.  Deterministic in ``(seed, epoch)``.
+        """
+        import torch
+        from torch.utils.data import DataLoader
+
+        pairs = self.pair_indices(seed=seed, epoch=epoch, pairs_per_identity=pairs_per_identity,
+                                  modalities=modalities)
+        _check_batch(batch_size, len(pairs))
+        batches = _unique_identity_batches(self.identities[pairs[:, 0]], batch_size, drop_last)
+        ds = PairDataset(self, pairs, augment_vis=augment_vis, augment_other=augment_other, seed=seed, epoch=epoch)
+        return DataLoader(ds, batch_sampler=batches, collate_fn=_collate_pairs, num_workers=num_workers,
+                          generator=torch.Generator().manual_seed(int(seed)))
+
+    # ------------------------------------------------------------------ on disk
+    @classmethod
+    def from_layout(cls, root: str | Path, protocol: str | None = None, lazy: bool | None = None) -> "FaceSet":
+        """Read a standard layout (see :mod:`hfr_tutorial.data.layout`)."""
+        from .layout import read_layout
+
+        return read_layout(root, protocol=protocol, lazy=lazy)
+
+    def write_layout(self, root: str | Path, name: str | None = None,
+                     protocols: Mapping[str, Any] | None = None, **info: Any) -> Path:
+        """Write this set in the standard layout (see :func:`hfr_tutorial.data.layout.write_layout`)."""
+        from .layout import write_layout
+
+        return write_layout(self, root, name=name, protocols=protocols, **info)
+
+
+# ---------------------------------------------------------------------- helpers
+
+def _check_batch(batch_size: int, n: int) -> None:
+    if not isinstance(batch_size, (int, np.integer)) or batch_size < 1:
+        raise ValueError(f"batch_size={batch_size!r}: use a positive integer.")
+    if n == 0:
+        raise ValueError("This FaceSet is empty: nothing to load (check the split/modality you selected).")
+
+
+def _group(keys: np.ndarray, values: np.ndarray) -> dict[int, np.ndarray]:
+    order = np.argsort(keys, kind="stable")
+    keys_s, values_s = keys[order], values[order]
+    uniq, start = np.unique(keys_s, return_index=True)
+    bounds = list(start[1:]) + [len(keys_s)]
+    return {int(k): values_s[s:e] for k, s, e in zip(uniq, start, bounds)}
+
+
+def _unique_identity_batches(identities: np.ndarray, batch_size: int, drop_last: bool) -> list[list[int]]:
+    """Cut a stream of items into batches in order, deferring an item whose identity is already in the batch."""
+    pending = deque(range(len(identities)))
+    batches: list[list[int]] = []
+    while pending:
+        batch, seen, deferred = [], set(), []
+        while pending and len(batch) < batch_size:
+            item = pending.popleft()
+            ident = int(identities[item])
+            if ident in seen:
+                deferred.append(item)
+            else:
+                batch.append(item)
+                seen.add(ident)
+        pending.extendleft(reversed(deferred))
+        batches.append(batch)
+    if drop_last and batches and len(batches[-1]) < batch_size:
+        batches.pop()
+    return batches
+
+
+def augment_image(img: np.ndarray, rng: np.random.Generator, *, colour: bool, crop: float = 0.88) -> np.ndarray:
+    """Face-recognition augmentation of one uint8 (H, W, 3) image -> float32 (H, W, 3) in [0, 1].
+
+    Horizontal flip (p = 0.5), a random crop of 88-100 % of the side rescaled back (bilinear),
+    and, when ``colour``, jitter of brightness, contrast, saturation and per-channel gains (VIS
+    only: NIR and thermal sensors have no colour to jitter).
+    """
+    h, w = img.shape[:2]
+    u = rng.random(9, dtype=np.float32)
+    if u[0] < 0.5:
+        img = img[:, ::-1]
+    side = int(round(h * (crop + (1 - crop) * u[1])))
+    if side < h:
+        i0 = int(u[2] * (h - side + 1))
+        j0 = int(u[3] * (w - side + 1))
+        pil = Image.fromarray(np.ascontiguousarray(img[i0:i0 + side, j0:j0 + side]))
+        img = np.asarray(pil.resize((w, h), Image.BILINEAR))
+    x = img.astype(np.float32) * (1 / 255.0)
+    if colour:
+        bright = 0.75 + 0.5 * u[4]
+        contrast = 0.75 + 0.5 * u[5]
+        sat = 0.6 + 0.8 * u[6]
+        gains = np.array([1 + 0.16 * (u[7] - 0.5), 1.0, 1 + 0.16 * (u[8] - 0.5)], np.float32)
+        grey = x.mean(axis=2, keepdims=True)
+        x = grey + (x - grey) * sat
+        x = (x - x.mean()) * contrast + x.mean()
+        x = np.clip(x * (bright * gains), 0, 1)
+    return x
+
+
+def _to_tensor(x: np.ndarray) -> "torch.Tensor":
+    import torch
+
+    if x.dtype == np.uint8:
+        x = x.astype(np.float32) * np.float32(1 / 255.0)
+    x = x.astype(np.float32, copy=False)
+    return torch.from_numpy(np.ascontiguousarray(x.transpose(2, 0, 1)))
+
+
+try:  # torch is a dependency of the package, but keep the data model importable without it
+    from torch.utils.data import Dataset as _TorchDataset
+except ImportError:  # pragma: no cover
+    _TorchDataset = object  # type: ignore[misc,assignment]
+
+
+class FaceDataset(_TorchDataset):
+    """``(x, y)`` items of a FaceSet; augmentation RNG per item from ``(seed, epoch, index)``."""
+
+    def __init__(self, faceset: FaceSet, *, augment: bool = False, seed: int = 0, epoch: int = 0):
+        self.images = faceset.images
+        self.labels = faceset.class_index(faceset.identities)
+        self.is_vis = faceset.modalities == "vis"
+        self.augment, self.seed, self.epoch = augment, int(seed), int(epoch)
+
+    def __len__(self) -> int:
+        return len(self.labels)
+
+    def __getitem__(self, i: int):
+        import torch
+
+        img = np.asarray(self.images[int(i)])
+        if self.augment:
+            rng = np.random.default_rng([self.seed, self.epoch, int(i), 0xA6])
+            img = augment_image(img, rng, colour=bool(self.is_vis[i]))
+        return _to_tensor(img), torch.tensor(self.labels[i], dtype=torch.int64)
+
+
+class PairDataset(_TorchDataset):
+    """Items ``(vis_image, other_image, label, identity, modality)`` for rows of ``pair_indices``."""
+
+    def __init__(self, faceset: FaceSet, pairs: np.ndarray, *, augment_vis: bool = True,
+                 augment_other: bool = False, seed: int = 0, epoch: int = 0):
+        self.images = faceset.images
+        self.pairs = np.asarray(pairs, dtype=np.int64)
+        self.labels = faceset.class_index(faceset.identities)
+        self.identities = faceset.identities
+        self.modalities = faceset.modalities
+        self.augment_vis, self.augment_other = augment_vis, augment_other
+        self.seed, self.epoch = int(seed), int(epoch)
+
+    def __len__(self) -> int:
+        return len(self.pairs)
+
+    def __getitem__(self, i: int):
+        o, v = (int(j) for j in self.pairs[int(i)])
+        vis = np.asarray(self.images[v])
+        other = np.asarray(self.images[o])
+        if self.augment_vis:
+            vis = augment_image(vis, np.random.default_rng([self.seed, self.epoch, int(i), 0xB1]), colour=True)
+        if self.augment_other:
+            other = augment_image(other, np.random.default_rng([self.seed, self.epoch, int(i), 0xB2]), colour=False)
+        return _to_tensor(vis), _to_tensor(other), int(self.labels[o]), int(self.identities[o]), str(self.modalities[o])
+
+
+def _collate_pairs(items: Iterable[tuple]) -> dict[str, Any]:
+    import torch
+
+    vis, other, label, ident, mod = zip(*items)
+    return {"vis": torch.stack(vis), "other": torch.stack(other),
+            "label": torch.tensor(label, dtype=torch.int64), "identity": torch.tensor(ident, dtype=torch.int64),
+            "modality": list(mod)}

@@ -1,0 +1,212 @@
+"""Pseudo-NIR and pseudo-thermal faces simulated from ordinary (visible-light) photos.
+
+For users who have aligned RGB face photos but no licensed cross-spectral data.  These are
+*documented approximations*, not sensor models: they reproduce the low-level differences the
+tutorial's method relies on (per-region reflectance or emission, texture, contrast, blur, noise),
+not the exact physics.  Identity comes only from the photo, so a model adapted on them learns to
+ignore the same kinds of differences real sensors introduce.
+
+``pseudo_nir`` -- about 850 nm with active illumination
+    * Channel weighting: skin's reflectance spectrum in the near infrared continues the red end
+      of the visible one, while melanin and haemoglobin absorb far less than in green and blue,
+      so NIR ~ mostly red, a little green, almost no blue (linear light), then brightened.
+    * Skin smoothing: NIR light travels further under the skin before it comes back
+      (sub-surface scattering), so freckles, pores and small blemishes fade: an edge-aware blur
+      (blur where the image is flat, keep strong edges such as eyes and the face outline).
+    * Active illuminator by the lens: light falls off towards the image corners (vignetting) and
+      the sensor is noisier than a colour camera.  One channel, replicated to RGB.
+
+``pseudo_thermal`` -- long-wave infrared emission (8-14 um)
+    * A temperature map from the face's geometry, not its colours: skin (found by a skin-colour
+      rule, or an ellipse around the landmarks for grey photos) is warm, everything else
+      (background, hair) is near room temperature; the inner eye corners are the warmest spots,
+      the nose tip and the cheeks cooler, the forehead and an open mouth warmer.  Landmarks place
+      these regions (default: the 112x112 template positions, i.e. an aligned face).
+    * The optics blur (a Gaussian point-spread function), automatic gain control maps the
+      temperatures to grey levels with low contrast inside the face, microbolometer noise (per
+      pixel and per column) is added.  White-hot, one channel replicated to RGB.
+
+Taught in ``notebooks/00_data_and_modality_gap.ipynb`` (section "Real photos, simulated sensors").
+"""
+from __future__ import annotations
+
+import numpy as np
+from scipy.ndimage import gaussian_filter, sobel
+
+from .align import template
+
+_F = np.float32
+
+
+def _as_rgb01(image: np.ndarray) -> np.ndarray:
+    img = np.asarray(image)
+    if img.ndim == 2:
+        img = np.repeat(img[..., None], 3, axis=2)
+    if img.ndim != 3 or img.shape[2] not in (3, 4):
+        raise ValueError(f"Expected an RGB (H, W, 3) or grey (H, W) image, got shape {img.shape}.")
+    img = img[..., :3]
+    if img.dtype == np.uint8:
+        return img.astype(_F) / 255.0
+    img = img.astype(_F)
+    if img.min() < 0 or img.max() > 1:
+        raise ValueError("Float images must lie in [0, 1]; pass uint8 or rescale first.")
+    return img
+
+
+def _to_uint8_grey3(x: np.ndarray) -> np.ndarray:
+    g = np.clip(np.round(x * 255.0), 0, 255).astype(np.uint8)
+    return np.repeat(g[..., None], 3, axis=2)
+
+
+def _srgb_to_linear(x: np.ndarray) -> np.ndarray:
+    return np.where(x <= 0.04045, x / 12.92, ((x + 0.055) / 1.055) ** 2.4).astype(_F)
+
+
+def _landmarks(landmarks: np.ndarray | None, h: int, w: int) -> np.ndarray:
+    if landmarks is None:
+        pts = template(112) * np.array([w / 112.0, h / 112.0])
+    else:
+        pts = np.asarray(landmarks, dtype=np.float64)
+        if pts.shape != (5, 2):
+            raise ValueError(f"landmarks must be (5, 2) (x, y) of eyes, nose tip, mouth corners; got {pts.shape}.")
+    return pts.astype(_F)
+
+
+def _gauss(h: int, w: int, cx: float, cy: float, sigma: float) -> np.ndarray:
+    x = np.arange(w, dtype=_F)
+    y = np.arange(h, dtype=_F)
+    return np.exp(-((y[:, None] - cy) ** 2) / (2 * sigma ** 2)) * np.exp(-((x[None, :] - cx) ** 2) / (2 * sigma ** 2))
+
+
+def pseudo_nir(image: np.ndarray, *, seed: int | None = 0, smooth: float = 1.0, noise: float = 0.02,
+               vignetting: float = 0.25, weights: tuple[float, float, float] = (0.75, 0.2, 0.05)) -> np.ndarray:
+    """Simulate an ~850 nm active-NIR image from an RGB face photo; uint8 (H, W, 3), equal channels.
+
+    Args:
+        image: uint8 (H, W, 3) RGB (or grey (H, W)) photo, ideally aligned.
+        seed: noise seed (``None``: no noise).
+        smooth: strength of the sub-surface-scattering smoothing (blur sigma as % of the width).
+        noise: sensor noise standard deviation (fraction of full scale).
+        vignetting: light fall-off from the centre to the corners (0 = none).
+        weights: linear-light weights of R, G, B (NIR follows red most).
+
+    Taught in ``notebooks/00_data_and_modality_gap.ipynb``.
+    """
+    rgb = _srgb_to_linear(_as_rgb01(image))
+    h, w = rgb.shape[:2]
+    wr = np.asarray(weights, dtype=_F)
+    if wr.shape != (3,) or np.any(wr < 0) or wr.sum() <= 0:
+        raise ValueError(f"weights={weights}: give three non-negative channel weights (R, G, B).")
+    lin = rgb @ (wr / wr.sum())
+    # brighter skin: melanin absorbs little at 850 nm (a lift of the mid-tones)
+    nir = np.clip(lin * 1.15, 0, 1) ** (1 / 2.6)
+    if smooth > 0:
+        sigma = smooth * 0.012 * w
+        blurred = gaussian_filter(nir, sigma)
+        edges = np.hypot(sobel(nir, 0), sobel(nir, 1))
+        keep = np.clip(edges / (np.percentile(edges, 90) + 1e-6), 0, 1)  # strong edges survive
+        nir = keep * nir + (1 - keep) * blurred
+    yy, xx = np.mgrid[0:h, 0:w].astype(_F)
+    r2 = ((xx - (w - 1) / 2) / (w / 2)) ** 2 + ((yy - (h - 1) / 2) / (h / 2)) ** 2
+    nir = nir * (1 - vignetting * r2 / 2)
+    if seed is not None and noise > 0:
+        rng = np.random.default_rng([int(seed), 0x41])
+        nir = nir + noise * rng.standard_normal((h, w)).astype(_F) * np.sqrt(np.clip(nir, 0.05, 1))
+    return _to_uint8_grey3(nir)
+
+
+def skin_probability(image: np.ndarray) -> np.ndarray:
+    """A soft skin mask from colour (YCbCr chroma rule); all ones for grey photos (no colour cue)."""
+    rgb = _as_rgb01(image)
+    r, g, b = rgb[..., 0], rgb[..., 1], rgb[..., 2]
+    if np.allclose(r, g, atol=2 / 255) and np.allclose(g, b, atol=2 / 255):
+        return np.ones(r.shape, _F)
+    cb = 128 + 255 * (-0.168736 * r - 0.331264 * g + 0.5 * b)
+    cr = 128 + 255 * (0.5 * r - 0.418688 * g - 0.081312 * b)
+    ycc = np.exp(-(((cr - 152) / 18) ** 2 + ((cb - 110) / 18) ** 2) / 2)
+    return np.clip(ycc * 2, 0, 1).astype(_F)
+
+
+def pseudo_thermal(image: np.ndarray, landmarks: np.ndarray | None = None, *, seed: int | None = 0,
+                   blur: float = 1.0, contrast: float = 1.0, noise: float = 0.02, ambient: float = 22.0,
+                   skin: float = 34.0) -> np.ndarray:
+    """Simulate a long-wave-infrared (thermal) image of an aligned face photo; uint8 (H, W, 3).
+
+    Args:
+        image: uint8 (H, W, 3) RGB (or grey) photo, aligned.
+        landmarks: (5, 2) eye centres, nose tip, mouth corners in pixels; default: the standard
+            112x112 template scaled to the image (an aligned face).
+        seed: noise seed (``None``: no noise).
+        blur: optics blur (sigma as 1.5 % of the width at 1.0).
+        contrast: contrast after automatic gain control (lower = flatter).
+        noise: temporal noise standard deviation (fraction of full scale); column noise is half.
+        ambient, skin: room and skin temperatures in degrees Celsius.
+
+    Taught in ``notebooks/00_data_and_modality_gap.ipynb``.
+    """
+    rgb = _as_rgb01(image)
+    h, w = rgb.shape[:2]
+    pts = _landmarks(landmarks, h, w)
+    eye_d = float(np.linalg.norm(pts[1] - pts[0]))
+    if eye_d < 2:
+        raise ValueError("The eye landmarks are (almost) at the same place; pass real landmarks.")
+    centre = pts.mean(axis=0)
+    # face region prior: an ellipse around the landmarks (covers forehead to chin)
+    yy, xx = np.mgrid[0:h, 0:w].astype(_F)
+    ex, ey = 1.25 * eye_d, 1.9 * eye_d
+    cy = centre[1] - 0.25 * eye_d
+    ell = ((xx - centre[0]) / ex) ** 2 + ((yy - cy) / ey) ** 2
+    prior = np.clip(1.5 - ell, 0, 1)
+    skin_p = skin_probability(image) * prior
+    # the person is warmer than the room; skin warmest; hair (dark compared with the face's own
+    # skin, e.g. brows, beard, hairline) insulates and is cooler -- this carries the photo's identity
+    lum = rgb.mean(axis=2)
+    core = prior > 0.8
+    ref = float(np.median(lum[core])) if core.any() else float(np.median(lum))
+    hair = np.clip((ref - lum) / max(0.35 * ref, 0.05), 0, 1)
+    person = np.clip(prior * 1.4, 0, 1)
+    temp = ambient + (skin - ambient) * person
+    temp -= 4.0 * hair * person + 2.0 * (1 - skin_probability(image)) * person
+    s = eye_d / 4
+    eye_c = pts[:2]
+    nose, mouth = pts[2], pts[3:].mean(axis=0)
+    inner = [eye_c[0] + 0.3 * (eye_c[1] - eye_c[0]), eye_c[1] - 0.3 * (eye_c[1] - eye_c[0])]
+    for (x, y) in inner:  # inner eye corners: the warmest spot of the face
+        temp += 1.5 * _gauss(h, w, x, y, 0.5 * s) * person
+    for (x, y) in eye_c:
+        temp += 0.6 * _gauss(h, w, x, y, s) * person
+    temp -= 2.0 * _gauss(h, w, nose[0], nose[1], 1.1 * s)  # cool nose tip
+    temp += 0.5 * _gauss(h, w, mouth[0], mouth[1], 1.2 * s) * person
+    forehead = np.clip((eye_c[:, 1].mean() - 0.3 * eye_d - yy) / eye_d, 0, 1) * skin_p
+    temp += 0.6 * forehead
+    cheeks = np.clip((np.abs(xx - centre[0]) - 0.6 * eye_d) / (0.5 * eye_d), 0, 1) * np.clip(
+        (yy - nose[1] + 0.3 * eye_d) / eye_d, 0, 1) * skin_p
+    temp -= 1.0 * cheeks
+    if blur > 0:  # long-wave optics: wide point-spread function
+        temp = gaussian_filter(temp, blur * 0.015 * w, mode="nearest")
+    lo, hi = ambient + 1.0, skin + 2.0  # automatic gain control
+    img = np.clip((temp - lo) / (hi - lo), 0, 1)
+    img = 0.5 + (img - 0.5) * contrast
+    if seed is not None and noise > 0:
+        rng = np.random.default_rng([int(seed), 0x7E])
+        img = img + noise * rng.standard_normal((h, w)).astype(_F) + 0.5 * noise * rng.standard_normal((1, w)).astype(_F)
+    return _to_uint8_grey3(img)
+
+
+def simulate(images: np.ndarray, modality: str, landmarks: np.ndarray | None = None, seed: int = 0,
+             **kwargs) -> np.ndarray:
+    """Apply :func:`pseudo_nir` or :func:`pseudo_thermal` to a stack (N, H, W, 3); seeds ``seed + i``."""
+    funcs = {"nir": pseudo_nir, "thermal": pseudo_thermal, "vis": None}
+    if modality not in funcs:
+        raise ValueError(f"simulate: modality {modality!r} unknown; choose 'nir' or 'thermal' ('vis' = unchanged).")
+    imgs = np.asarray(images)
+    if modality == "vis":
+        return imgs.copy()
+    out = np.empty(imgs.shape[:3] + (3,), np.uint8)
+    for i, img in enumerate(imgs):
+        if modality == "thermal":
+            lm = None if landmarks is None else landmarks[i]
+            out[i] = pseudo_thermal(img, lm, seed=seed + i, **kwargs)
+        else:
+            out[i] = pseudo_nir(img, seed=seed + i, **kwargs)
+    return out

@@ -1,0 +1,116 @@
+"""Pseudo-NIR and pseudo-thermal from real RGB photos (the faces of HFR_ASSETS)."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from PIL import Image
+from scipy.ndimage import laplace
+from sklearn.linear_model import LogisticRegression
+
+from hfr_tutorial.data.spectral import pseudo_nir, pseudo_thermal, simulate, skin_probability
+
+
+@pytest.fixture(scope="module")
+def faces(assets):
+    """Real faces: (images uint8 (N, 112, 112, 3), identity names, is_colour)."""
+    files = sorted((assets / "faces").glob("*/vis/*/*"))
+    if not files:
+        pytest.fail(f"{assets / 'faces'} holds no images (expected <set>/vis/<identity>/<file>)")
+    imgs, names, colour = [], [], []
+    for f in files:
+        im = Image.open(f)
+        colour.append(im.mode not in ("L", "LA"))
+        imgs.append(np.asarray(im.convert("RGB").resize((112, 112), Image.BILINEAR)))
+        names.append(f.parent.name)
+    return np.stack(imgs), np.array(names), np.array(colour)
+
+
+def _grey(x):
+    return x.astype(float).mean(axis=2)
+
+
+def _detail(x):
+    """High-frequency energy: mean absolute Laplacian of the grey image."""
+    return float(np.abs(laplace(_grey(x))).mean())
+
+
+def test_outputs_are_one_channel_uint8_and_deterministic(faces):
+    imgs, _, _ = faces
+    for fn in (pseudo_nir, pseudo_thermal):
+        out = fn(imgs[0], seed=1)
+        assert out.shape == imgs[0].shape and out.dtype == np.uint8
+        assert (out[..., 0] == out[..., 1]).all() and (out[..., 1] == out[..., 2]).all()
+        assert np.array_equal(out, fn(imgs[0], seed=1))
+        assert not np.array_equal(out, fn(imgs[0], seed=2))
+        assert np.array_equal(fn(imgs[0], seed=None), fn(imgs[0], seed=None))
+
+
+def test_nir_follows_red_and_smooths_skin(faces):
+    imgs, _, colour = faces
+    col = imgs[colour]
+    assert len(col) >= 5
+    corr_r, corr_b, detail_ratio = [], [], []
+    for img in col:
+        nir = pseudo_nir(img, seed=None)[..., 0].astype(float).ravel()
+        corr_r.append(np.corrcoef(nir, img[..., 0].astype(float).ravel())[0, 1])
+        corr_b.append(np.corrcoef(nir, img[..., 2].astype(float).ravel())[0, 1])
+        detail_ratio.append(_detail(pseudo_nir(img, seed=None)) / _detail(img))
+    assert np.mean(corr_r) > np.mean(corr_b)
+    assert np.mean(corr_r) > 0.9
+    assert np.mean(detail_ratio) < 0.9  # sub-surface scattering smooths the texture
+
+
+def test_thermal_is_blurred_warm_faced_and_low_contrast(faces):
+    imgs, _, _ = faces
+    for img in imgs[::5]:
+        th = pseudo_thermal(img, seed=None)[..., 0].astype(float)
+        assert _detail(np.dstack([th] * 3)) < 0.5 * _detail(img)
+        centre = th[40:80, 35:77].mean()
+        corners = np.mean([th[:8, :8].mean(), th[:8, -8:].mean()])
+        assert centre > corners + 60  # the face is warmer than the room
+    stronger = pseudo_thermal(imgs[0], seed=None, blur=2.5)
+    assert _detail(stronger) < _detail(pseudo_thermal(imgs[0], seed=None))
+    flat = pseudo_thermal(imgs[0], seed=None, contrast=0.4)
+    assert flat.std() < pseudo_thermal(imgs[0], seed=None).std()
+
+
+def test_thermal_ignores_colour_cast(faces):
+    """A colour cast changes VIS a lot and the thermal simulation much less: emission has no colour."""
+    imgs, _, colour = faces
+    img = imgs[colour][0]
+    cast = np.clip(img.astype(float) * np.array([1.15, 1.0, 0.8]), 0, 255).astype(np.uint8)
+    vis_change = np.abs(cast.astype(float) - img).mean()
+    th_change = np.abs(pseudo_thermal(cast, seed=None).astype(float) - pseudo_thermal(img, seed=None)).mean()
+    assert th_change < 0.5 * vis_change
+
+
+def test_simulated_modalities_are_linearly_separable(faces):
+    """On colour photos a linear probe tells VIS, pseudo-NIR and pseudo-thermal apart.
+
+    (A grey photo's pseudo-NIR is only a tone-mapped copy of it, so grey sets are left out.)
+    """
+    imgs, names, colour = faces
+    imgs, names = imgs[colour], names[colour]
+    nir = simulate(imgs, "nir", seed=0)
+    th = simulate(imgs, "thermal", seed=0)
+    X = np.concatenate([imgs, nir, th])[:, ::8, ::8].reshape(3 * len(imgs), -1) / 255.0
+    y = np.repeat(["vis", "nir", "thermal"], len(imgs))
+    ident = np.tile(names, 3)
+    test = np.isin(ident, np.unique(names)[::2])  # identity-disjoint split
+    acc = LogisticRegression(max_iter=1000, C=1.0).fit(X[~test], y[~test]).score(X[test], y[test])
+    assert acc >= 0.9
+
+
+def test_skin_probability_and_errors(faces):
+    imgs, _, colour = faces
+    p = skin_probability(imgs[colour][0])
+    assert p.shape == (112, 112) and 0 <= p.min() and p.max() <= 1
+    assert p[50:70, 40:72].mean() > p[:6, :6].mean() or p[:6, :6].mean() > 0.5  # skin where the face is
+    grey = imgs[~colour][0] if (~colour).any() else np.repeat(imgs[0].mean(2, keepdims=True), 3, 2).astype(np.uint8)
+    assert np.allclose(skin_probability(grey), 1.0)
+    with pytest.raises(ValueError, match="RGB"):
+        pseudo_nir(np.zeros((4, 4, 5), np.uint8))
+    with pytest.raises(ValueError, match=r"\(5, 2\)"):
+        pseudo_thermal(imgs[0], landmarks=np.zeros((3, 2)))
+    with pytest.raises(ValueError, match="modality"):
+        simulate(imgs[:1], "sketch")
