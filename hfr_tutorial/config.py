@@ -5,6 +5,7 @@ Two presets serve the same code:
 * ``fast`` -- CPU, CI and class-room laptops: 64 px faces, a few hundred synthetic identities,
   training budgets of a minute or two per model on 2 cores.
 * ``full`` -- a GPU: the 112x112 face-recognition input, more identities and longer training.
+* ``smoke`` -- seconds per notebook, to check that code runs end to end (its numbers mean nothing).
 
 A preset is picked by argument or, when none is given, by the ``HFR_PRESET`` environment
 variable (default ``fast``).  Paths come from ``HFR_CACHE`` (trained models and generated data;
@@ -104,6 +105,12 @@ PRESETS: dict[str, Preset] = {
         name="fast",
         data=DataConfig(image_size=64, n_train_ids=400, n_dev_ids=50, n_eval_ids=200, images_per_modality=6),
         train=TrainConfig(),
+    ),
+    "smoke": Preset(
+        name="smoke",
+        data=DataConfig(image_size=32, n_train_ids=64, n_dev_ids=16, n_eval_ids=32, images_per_modality=3),
+        train=TrainConfig(batch_size=32, baseline_epochs=2, adapt_epochs=1, adapt_pairs_per_identity=2),
+        eval_batch_size=128,
     ),
     "full": Preset(
         name="full",

@@ -206,9 +206,15 @@ def train_recognizer(train_set: Any, config: TrainConfig, *, epochs: int | None 
     head = make_head(config.head, EMBEDDING_DIM, num_classes, config.head_scale, config.head_margin).to(device)
     optimizer = torch.optim.AdamW([*model.parameters(), *head.parameters()], lr=config.baseline_lr,
                                   weight_decay=config.weight_decay)
-    steps_per_epoch = len(data) // config.batch_size
-    if steps_per_epoch == 0:
-        raise ValueError(f"train_recognizer: {len(data)} images is fewer than one batch of {config.batch_size}.")
+    if len(data) < config.batch_size:
+        raise ValueError(f"train_recognizer: {len(data)} images is fewer than one batch of {config.batch_size}; "
+                         "lower the batch size or add images.")
+
+    def batches(epoch: int) -> Any:
+        return data.loader(config.batch_size, shuffle=True, augment=True, seed=seed, epoch=epoch, drop_last=True,
+                           num_workers=config.num_workers)
+
+    steps_per_epoch = len(batches(0))
     scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, warmup_cosine(epochs * steps_per_epoch, config.warmup_fraction))
     criterion = nn.CrossEntropyLoss()
 
@@ -233,8 +239,7 @@ def train_recognizer(train_set: Any, config: TrainConfig, *, epochs: int | None 
     t0 = time.perf_counter()
     history = _run_epochs(
         what=what, epochs=epochs, steps_per_epoch=steps_per_epoch,
-        batches=lambda epoch: data.loader(config.batch_size, shuffle=True, augment=True, seed=seed, epoch=epoch,
-                                          drop_last=True, num_workers=config.num_workers),
+        batches=batches,
         step_fn=step, modules={"model": model, "head": head}, optimizer=optimizer, scheduler=scheduler,
         validate=validate, checkpoint_dir=Path(checkpoint_dir) if checkpoint_dir else None,
         fingerprint=fingerprint, progress=progress, stop_after_epoch=stop_after_epoch)
@@ -300,9 +305,16 @@ def adapt_cross_spectral(teacher: nn.Module, train_set: Any, config: TrainConfig
     data = train_set.select(modality=["vis", "nir", "thermal"])
     other_modalities = tuple(m for m in ("nir", "thermal") if m in set(data.modalities))
     n_ids = len(np.unique(data.identities))
-    steps_per_epoch = (n_ids // config.batch_size) * config.adapt_pairs_per_identity
-    if steps_per_epoch == 0:
-        raise ValueError(f"adapt_cross_spectral: {n_ids} identities is fewer than one batch of {config.batch_size}.")
+    if n_ids < config.batch_size:
+        raise ValueError(f"adapt_cross_spectral: {n_ids} training identities is fewer than one batch of "
+                         f"{config.batch_size} distinct identities; lower the batch size.")
+
+    def batches(epoch: int) -> Any:
+        return data.pair_loader(config.batch_size, seed=seed, epoch=epoch,
+                                pairs_per_identity=config.adapt_pairs_per_identity, modalities=other_modalities,
+                                drop_last=True, num_workers=config.num_workers)
+
+    steps_per_epoch = len(batches(0))
     scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, warmup_cosine(epochs * steps_per_epoch, config.warmup_fraction))
     contrastive = _contrastive_terms(settings.contrastive, config)
     distill = SelfDistillationLoss(weight=settings.distill_weight, kind=config.distill)
@@ -337,9 +349,7 @@ def adapt_cross_spectral(teacher: nn.Module, train_set: Any, config: TrainConfig
     t0 = time.perf_counter()
     history = _run_epochs(
         what=settings.name, epochs=epochs, steps_per_epoch=steps_per_epoch,
-        batches=lambda epoch: data.pair_loader(config.batch_size, seed=seed, epoch=epoch,
-                                               pairs_per_identity=config.adapt_pairs_per_identity,
-                                               modalities=other_modalities, num_workers=config.num_workers),
+        batches=batches,
         step_fn=step, modules={"student": student}, optimizer=optimizer, scheduler=scheduler, validate=validate,
         checkpoint_dir=Path(checkpoint_dir) if checkpoint_dir else None, fingerprint=fingerprint,
         progress=progress, stop_after_epoch=stop_after_epoch)

@@ -1,0 +1,115 @@
+"""The two training loops: they learn, resume exactly, keep frozen weights, and stop on NaN."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from hfr_tutorial import train as train_module
+from hfr_tutorial.config import get_preset
+from hfr_tutorial.data import synthetic_faceset
+from hfr_tutorial.tuning import policy_parameter_names
+from hfr_tutorial.train import AdaptSettings, TrainingDiverged, adapt_cross_spectral, train_recognizer, warmup_cosine
+
+TINY = get_preset("fast").replace(
+    name="tiny", data__image_size=32, data__n_train_ids=32, data__n_dev_ids=8, data__n_eval_ids=8,
+    data__images_per_modality=3, train__batch_size=16, train__baseline_epochs=2, train__adapt_epochs=2,
+    train__adapt_pairs_per_identity=2)
+
+
+@pytest.fixture(scope="module")
+def tiny_faceset():
+    return synthetic_faceset(TINY, seed=0, progress=False)
+
+
+@pytest.fixture(scope="module")
+def tiny_baseline(tiny_faceset):
+    return train_recognizer(tiny_faceset.select(split="train"), TINY.train, progress=False)
+
+
+def _same_weights(a: torch.nn.Module, b: torch.nn.Module) -> bool:
+    sa, sb = a.state_dict(), b.state_dict()
+    return sa.keys() == sb.keys() and all(torch.equal(sa[k], sb[k]) for k in sa)
+
+
+def test_warmup_cosine_schedule_shape():
+    f = warmup_cosine(100, 0.1)
+    assert f(0) == pytest.approx(0.1) and f(9) == pytest.approx(1.0)
+    assert f(10) == pytest.approx(1.0) and f(55) == pytest.approx(0.5, abs=0.02) and f(100) == pytest.approx(0.0)
+
+
+def test_recognizer_history_has_one_row_per_epoch(tiny_faceset, tiny_baseline):
+    history = tiny_baseline.history
+    assert list(history["epoch"]) == [1, 2]
+    assert {"loss", "lr", "seconds", "train_acc"} <= set(history.columns)
+    assert np.isfinite(history["loss"]).all()
+    with torch.no_grad():
+        out = tiny_baseline.model(torch.zeros(2, 3, 32, 32))
+    assert out.shape == (2, 512)
+
+
+def test_recognizer_resume_gives_the_same_weights(tiny_faceset, tmp_path):
+    data = tiny_faceset.select(split="train")
+    full = train_recognizer(data, TINY.train, checkpoint_dir=tmp_path / "a", progress=False)
+    first = train_recognizer(data, TINY.train, checkpoint_dir=tmp_path / "b", progress=False, stop_after_epoch=1)
+    assert len(first.history) == 1
+    resumed = train_recognizer(data, TINY.train, checkpoint_dir=tmp_path / "b", progress=False)
+    assert len(resumed.history) == 2
+    assert _same_weights(full.model, resumed.model)
+    assert not _same_weights(first.model, resumed.model)
+
+
+def test_adaptation_trains_only_the_policy_and_leaves_teacher_alone(tiny_faceset, tiny_baseline):
+    before = {k: v.clone() for k, v in tiny_baseline.model.state_dict().items()}
+    result = adapt_cross_spectral(tiny_baseline.model, tiny_faceset.select(split="train"), TINY.train,
+                                  AdaptSettings(policy="paper"), dev_set=tiny_faceset.select(split="dev"),
+                                  progress=False)
+    after_teacher = tiny_baseline.model.state_dict()
+    assert all(torch.equal(before[k], after_teacher[k]) for k in before)  # the teacher is untouched
+    student = result.model.state_dict()
+    changed = {k for k in student if not torch.equal(student[k], before[k])}
+    assert changed, "the student did not learn"
+    assert changed <= policy_parameter_names(result.model, "paper"), changed - policy_parameter_names(result.model, "paper")
+    assert result.policy.trainable == 14_488
+    assert {"infonce", "distill", "val_nir_rank1", "val_thermal_rank1", "val_vis_rank1"} <= set(result.history.columns)
+
+
+def test_adaptation_resume_gives_the_same_weights(tiny_faceset, tiny_baseline, tmp_path):
+    data = tiny_faceset.select(split="train")
+    settings = AdaptSettings(policy="paper", contrastive="pairwise+infonce")
+    full = adapt_cross_spectral(tiny_baseline.model, data, TINY.train, settings, checkpoint_dir=tmp_path / "a",
+                                progress=False)
+    adapt_cross_spectral(tiny_baseline.model, data, TINY.train, settings, checkpoint_dir=tmp_path / "b",
+                         progress=False, stop_after_epoch=1)
+    resumed = adapt_cross_spectral(tiny_baseline.model, data, TINY.train, settings, checkpoint_dir=tmp_path / "b",
+                                   progress=False)
+    assert _same_weights(full.model, resumed.model)
+    assert {"pairwise", "infonce"} <= set(full.history.columns)
+
+
+def test_checkpoint_of_another_configuration_is_not_resumed(tiny_faceset, tmp_path):
+    data = tiny_faceset.select(split="train")
+    train_recognizer(data, TINY.train, checkpoint_dir=tmp_path, progress=False, stop_after_epoch=1)
+    other = TINY.train.__class__(**{**TINY.train.__dict__, "baseline_lr": 1e-3})
+    result = train_recognizer(data, other, checkpoint_dir=tmp_path, progress=False)
+    assert list(result.history["epoch"]) == [1, 2]  # started over
+
+
+def test_nan_loss_stops_with_the_step_and_cause(tiny_faceset, monkeypatch):
+    monkeypatch.setattr(train_module, "normalize", lambda x: x * float("nan"))
+    with pytest.raises(TrainingDiverged, match=r"epoch 0, step 0.*learning rate"):
+        train_recognizer(tiny_faceset.select(split="train"), TINY.train, progress=False)
+
+
+def test_frozen_policy_and_unknown_loss_are_refused(tiny_faceset, tiny_baseline):
+    data = tiny_faceset.select(split="train")
+    with pytest.raises(ValueError, match="nothing to train"):
+        adapt_cross_spectral(tiny_baseline.model, data, TINY.train, AdaptSettings(policy="frozen"), progress=False)
+    with pytest.raises(ValueError, match="Unknown contrastive loss"):
+        adapt_cross_spectral(tiny_baseline.model, data, TINY.train, AdaptSettings(contrastive="triplet"),
+                             progress=False)
+
+
+def test_settings_name_the_comparison_runs():
+    assert AdaptSettings().name == "paper/contrastive+distill"
+    assert AdaptSettings(policy="layernorm", distill_weight=0).name == "layernorm/contrastive"
