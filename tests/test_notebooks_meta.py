@@ -1,0 +1,117 @@
+"""The notebooks follow the house skeleton, and their student copies are current.
+
+Every solved notebook ``notebooks/NN_*.ipynb``:
+- carries a metadata block ``metadata.hfr_tutorial`` with ``accelerator``, ``runtime_fast_min``,
+  ``runtime_full_min`` and ``datasets``;
+- opens with a title, learning goals, prerequisites and expected run time; ends with a summary
+  and what comes next;
+- imports its machinery from ``hfr_tutorial`` and redefines none of the library's public
+  functions (a teaching re-implementation is allowed when the cell is tagged ``from-scratch``);
+- has at least one figure in its outputs, was executed in order, and has no error outputs;
+- has SOLUTION markers only in pairs.
+"""
+from __future__ import annotations
+
+import ast
+import importlib
+import pkgutil
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import nbformat
+import pytest
+
+import hfr_tutorial
+
+ROOT = Path(__file__).resolve().parents[1]
+NOTEBOOKS = sorted((ROOT / "notebooks").glob("[0-9][0-9]_*.ipynb"))
+EXPECTED = ["00_data_and_modality_gap", "01_baseline_rgb_model", "02_layer_freezing", "03_contrastive_alignment",
+            "04_self_distillation", "05_full_training", "06_evaluation"]
+
+
+def _library_names() -> set[str]:
+    names = set()
+    for mod in pkgutil.walk_packages(hfr_tutorial.__path__, "hfr_tutorial."):
+        if mod.name.endswith("__main__"):
+            continue
+        module = importlib.import_module(mod.name)
+        names |= {n for n in vars(module) if not n.startswith("_") and callable(getattr(module, n))
+                  and getattr(getattr(module, n), "__module__", "").startswith("hfr_tutorial")}
+    return names
+
+
+def test_the_sequence_is_complete():
+    assert [p.stem for p in NOTEBOOKS] == EXPECTED
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.stem)
+def test_notebook_skeleton_and_metadata(path):
+    nb = nbformat.read(path, as_version=4)
+    nbformat.validate(nb)
+    meta = nb.metadata.get("hfr_tutorial")
+    assert meta, f"{path.name}: add metadata.hfr_tutorial (accelerator, runtime_fast_min, runtime_full_min, datasets)"
+    assert set(meta["accelerator"]) <= {"cpu", "gpu"} and meta["accelerator"]
+    assert 0 < meta["runtime_fast_min"] <= 3, "a fast-preset notebook must run in at most 3 minutes on 2 cores"
+    assert meta["runtime_full_min"] > 0 and isinstance(meta["datasets"], list)
+    first = nb.cells[0].source.lower()
+    for word in ("learning goals", "prerequisites", "run time"):
+        assert word in first, f"{path.name}: the first cell must state {word!r}"
+    tail = "\n".join(c.source.lower() for c in nb.cells[-3:] if c.cell_type == "markdown")
+    assert "summary" in tail and "next" in tail, f"{path.name}: end with a summary and what comes next"
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.stem)
+def test_notebook_was_executed_with_a_figure_and_no_error(path):
+    nb = nbformat.read(path, as_version=4)
+    code = [c for c in nb.cells if c.cell_type == "code" and c.source.strip()]
+    counts = [c.execution_count for c in code]
+    assert all(counts), f"{path.name}: run every cell before committing (outputs are part of the product)"
+    assert counts == sorted(counts), f"{path.name}: cells were executed out of order; restart and run all"
+    outputs = [o for c in code for o in c.get("outputs", [])]
+    assert not [o for o in outputs if o.output_type == "error"], f"{path.name} has an error output"
+    assert any("image/png" in o.get("data", {}) for o in outputs), f"{path.name} shows no figure"
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.stem)
+def test_notebook_imports_instead_of_redefining(path):
+    nb = nbformat.read(path, as_version=4)
+    library = _library_names()
+    sources = [c for c in nb.cells if c.cell_type == "code"]
+    assert any("hfr_tutorial" in c.source for c in sources), f"{path.name} does not import hfr_tutorial"
+    for cell in sources:
+        if "from-scratch" in cell.metadata.get("tags", []):
+            continue
+        body = "\n".join(line for line in cell.source.splitlines() if not line.lstrip().startswith(("%", "!")))
+        tree = ast.parse(body)
+        defined = {n.name for n in ast.walk(tree) if isinstance(n, (ast.FunctionDef, ast.ClassDef))}
+        clash = defined & library
+        assert not clash, (f"{path.name} redefines {sorted(clash)} from hfr_tutorial; import it, or tag the cell "
+                           "'from-scratch' and show that it equals the library's")
+    text = "\n".join(c.source for c in sources)
+    assert text.count("### BEGIN SOLUTION") == text.count("### END SOLUTION")
+
+
+def test_student_copies_are_current():
+    result = subprocess.run([sys.executable, str(ROOT / "tools" / "make_student.py"), "--check"],
+                            capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr
+
+
+def test_student_copy_replaces_solutions_and_clears_outputs(tmp_path):
+    sys.path.insert(0, str(ROOT / "tools"))
+    try:
+        import make_student
+    finally:
+        sys.path.pop(0)
+    src = "x = 1\n    ### BEGIN SOLUTION\n    y = secret()\n    ### END SOLUTION\nz = 2\n"
+    out = make_student.student_source(src)
+    assert "secret" not in out and "NotImplementedError" in out and out.startswith("x = 1") and out.endswith("z = 2\n")
+    assert re.search(r"^    raise NotImplementedError", out, re.M)
+    nb = nbformat.v4.new_notebook()
+    nb.cells.append(nbformat.v4.new_code_cell(src, outputs=[nbformat.v4.new_output("stream", text="hi")],
+                                              execution_count=3))
+    student = make_student.student_notebook(nb)
+    assert student.cells[0].outputs == [] and student.cells[0].execution_count is None
+    nbformat.validate(student)

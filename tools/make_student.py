@@ -1,0 +1,85 @@
+"""Generate the student copies of the notebooks: ``notebooks/student/NN_*.ipynb``.
+
+The solved notebooks in ``notebooks/`` are the source.  In a student copy every region between
+``### BEGIN SOLUTION`` and ``### END SOLUTION`` (comment lines in a code cell) is replaced by a
+stub that raises ``NotImplementedError``, and all outputs and execution counts are cleared; the
+prose, the setup and the self-checks stay.  The markers live in the source, not in cell
+metadata, so editors cannot drop them.
+
+    python tools/make_student.py            # write notebooks/student/
+    python tools/make_student.py --check    # exit 1 if the committed copies are out of date
+
+CI runs ``--check`` (through ``tests/test_notebooks_meta.py``).
+"""
+from __future__ import annotations
+
+import argparse
+import re
+import sys
+from pathlib import Path
+
+import nbformat
+
+ROOT = Path(__file__).resolve().parents[1]
+SOURCE = ROOT / "notebooks"
+TARGET = SOURCE / "student"
+SOLUTION = re.compile(r"^([ \t]*)### BEGIN SOLUTION[^\n]*\n.*?^[ \t]*### END SOLUTION[^\n]*(\n|$)", re.M | re.S)
+STUB = "{indent}# YOUR CODE HERE\n{indent}raise NotImplementedError(\"Exercise: write your solution here\")\n"
+
+
+def student_source(source: str) -> str:
+    """The cell source with each solution region replaced by the stub."""
+    return SOLUTION.sub(lambda m: STUB.format(indent=m.group(1)), source)
+
+
+def student_notebook(nb: nbformat.NotebookNode) -> nbformat.NotebookNode:
+    out = nbformat.v4.new_notebook(metadata=nb.metadata)
+    for cell in nb.cells:
+        if cell.cell_type == "code":
+            new = nbformat.v4.new_code_cell(student_source(cell.source), metadata=cell.metadata)
+        elif cell.cell_type == "markdown":
+            new = nbformat.v4.new_markdown_cell(cell.source, metadata=cell.metadata)
+        else:
+            new = nbformat.v4.new_raw_cell(cell.source, metadata=cell.metadata)
+        new.pop("id", None)
+        out.cells.append(new)
+    out.metadata = dict(nb.metadata)
+    out.metadata["hfr_tutorial_student_copy"] = True
+    return out
+
+
+def render(path: Path) -> str:
+    nb = nbformat.read(path, as_version=4)
+    text = nbformat.writes(student_notebook(nb))
+    return text if text.endswith("\n") else text + "\n"
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--check", action="store_true", help="compare instead of writing; exit 1 on a difference")
+    args = parser.parse_args(argv)
+    sources = sorted(SOURCE.glob("[0-9][0-9]_*.ipynb"))
+    stale = []
+    TARGET.mkdir(exist_ok=True)
+    expected_names = {p.name for p in sources}
+    for extra in sorted(p for p in TARGET.glob("*.ipynb") if p.name not in expected_names):
+        stale.append(f"{extra} has no solved notebook")
+        if not args.check:
+            extra.unlink()
+    for src in sources:
+        text, dst = render(src), TARGET / src.name
+        if args.check:
+            if not dst.is_file() or dst.read_text() != text:
+                stale.append(f"{dst} is out of date")
+        else:
+            dst.write_text(text)
+    if args.check and stale:
+        print("Student copies are stale:\n  " + "\n  ".join(stale) + "\nRun: python tools/make_student.py", file=sys.stderr)
+        return 1
+    if not args.check:
+        print(f"Wrote {len(sources)} student notebooks to {TARGET}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
