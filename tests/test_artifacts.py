@@ -1,0 +1,78 @@
+"""The artifact cache: load if present, else build; stale or corrupt entries are rebuilt, never used."""
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+import torch
+
+from hfr_tutorial import artifacts
+from hfr_tutorial.artifacts import load_adapted, load_baseline, load_faceset
+from hfr_tutorial.config import get_preset
+from hfr_tutorial.train import AdaptSettings
+
+TINY = get_preset("smoke").replace(
+    name="tiny", data__n_train_ids=32, data__n_dev_ids=8, data__n_eval_ids=8, train__batch_size=16,
+    train__baseline_epochs=1, train__adapt_epochs=1, train__adapt_pairs_per_identity=1)
+
+
+def _weights_equal(a, b) -> bool:
+    sa, sb = a.state_dict(), b.state_dict()
+    return all(torch.equal(sa[k], sb[k]) for k in sa)
+
+
+def test_faceset_is_cached_and_memory_mapped():
+    first = load_faceset(TINY, progress=False)
+    second = load_faceset(TINY, progress=False)
+    assert isinstance(second.images, np.memmap)
+    np.testing.assert_array_equal(np.asarray(first.images), np.asarray(second.images))
+    np.testing.assert_array_equal(first.identities, second.identities)
+    assert list(first.modalities) == list(second.modalities) and list(first.splits) == list(second.splits)
+
+
+def test_corrupt_faceset_entry_is_rebuilt():
+    load_faceset(TINY, progress=False)
+    (entry,) = (artifacts.cache_dir() / "tiny").glob("data-*")
+    (entry / "identities.npy").write_bytes(b"garbage")
+    with pytest.warns(UserWarning, match="rebuilding"):
+        again = load_faceset(TINY, progress=False)
+    assert len(again) == len(again.identities) > 0
+
+
+def test_models_are_built_once_then_loaded():
+    built = load_baseline(TINY, progress=False)
+    assert not built.from_cache and built.path.is_dir() and (built.path / "model.pt").is_file()
+    loaded = load_baseline(TINY, progress=False)
+    assert loaded.from_cache and loaded.key == built.key
+    assert _weights_equal(built.model, loaded.model)
+    assert list(loaded.history["epoch"]) == list(built.history["epoch"])
+    adapted = load_adapted(AdaptSettings(policy="layernorm"), TINY, progress=False)
+    assert adapted.trainable_params == 3_328 and adapted.total_params == 1_244_744
+    again = load_adapted(AdaptSettings(policy="layernorm"), TINY, progress=False)
+    assert again.from_cache and _weights_equal(adapted.model, again.model)
+
+
+def test_another_configuration_gets_another_entry():
+    a = load_baseline(TINY, progress=False)
+    b = load_baseline(TINY.replace(train__baseline_lr=1e-3), progress=False)
+    assert a.key != b.key and not b.from_cache
+
+
+@pytest.mark.parametrize("damage", ["truncate_weights", "wrong_record", "bad_json"])
+def test_corrupt_or_stale_model_entry_is_rebuilt(damage):
+    built = load_baseline(TINY, progress=False)
+    if damage == "truncate_weights":
+        path = built.path / "model.pt"
+        path.write_bytes(path.read_bytes()[:1000])
+    elif damage == "wrong_record":
+        meta = json.loads((built.path / "meta.json").read_text())
+        meta["payload"]["epochs"] = 999  # as if written by another configuration
+        (built.path / "meta.json").write_text(json.dumps(meta))
+    else:
+        (built.path / "meta.json").write_text("{not json")
+    with pytest.warns(UserWarning, match="rebuilding"):
+        rebuilt = load_baseline(TINY, progress=False)
+    assert not rebuilt.from_cache
+    assert _weights_equal(built.model, rebuilt.model)  # same seed, same weights
+    assert load_baseline(TINY, progress=False).from_cache
