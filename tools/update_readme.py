@@ -1,0 +1,91 @@
+"""Write the README's generated sections from the committed results.
+
+* between ``<!-- results:start -->`` and ``<!-- results:end -->``: the fast preset's results table
+  and headline figures, from ``docs/results/fast/metrics.json`` (written by
+  ``hfr-tutorial run --preset fast --out docs/results/fast``);
+* between ``<!-- bench:start -->`` and ``<!-- bench:end -->``: ``docs/results/bench.md`` (written by
+  ``python benchmarks/bench_cost.py --out docs/results/bench``, copied there).
+
+    python tools/update_readme.py           # rewrite README.md
+    python tools/update_readme.py --check   # exit 1 if README.md is out of date (CI, via tests)
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import re
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+README = ROOT / "README.md"
+METRICS = ROOT / "docs" / "results" / "fast" / "metrics.json"
+BENCH = ROOT / "docs" / "results" / "bench.md"
+
+
+def results_section(metrics: dict) -> str:
+    rows = [("RGB baseline", metrics["baseline"]), *metrics["runs"].items()]
+    lines = ["Evaluated on identities never used in training (gallery: one VIS image per identity; probes: the "
+             "other images of each modality). Rank-1 identification / EER:", "",
+             "| run | trainable parameters | VIS→VIS | NIR→VIS | thermal→VIS | train time (2 CPU cores) |",
+             "|---|---:|---:|---:|---:|---:|"]
+    for name, r in rows:
+        p = r["protocols"]
+        pct = 100 * r["trainable_params"] / r["total_params"]
+        cells = [f"{p[k]['rank1']:.3f} / {p[k]['eer']:.3f}" for k in ("vis->vis", "nir->vis", "thermal->vis")]
+        lines.append(f"| {name} | {r['trainable_params']:,} ({pct:.2f} %) | " + " | ".join(cells)
+                     + f" | {r['train_seconds']:.0f} s |")
+    s = metrics["summary"]
+    method = s.get("paper/contrastive+distill")
+    lines.append("")
+    if method:
+        rec = method["gap_recovered"]
+        lines.append(f"The method recovers {100 * rec['nir->vis']:.0f} % of the NIR gap and "
+                     f"{100 * rec['thermal->vis']:.0f} % of the thermal gap while training "
+                     f"{method['trainable_percent']:.2f} % of the parameters, and its VIS rank-1 changes by "
+                     f"{-method['vis_drop']:+.3f}.")
+    nodistill = s.get("paper/contrastive")
+    if nodistill:
+        lines.append(f"Without self-distillation VIS rank-1 changes by {-nodistill['vis_drop']:+.3f} (forgetting).")
+    if "method_over_full" in s:
+        m = s["method_over_full"]
+        lines.append(f"Against full fine-tuning at the same budget: {100 * m['nir->vis']:.0f} % (NIR) and "
+                     f"{100 * m['thermal->vis']:.0f} % (thermal) of its cross-modal rank-1.")
+    lines += ["", f"Whole run: {metrics['wall_seconds']:.0f} s (`{metrics['environment']['platform']}`, torch "
+              f"{metrics['environment']['torch']}); full report: `docs/results/fast/report.md`.", "",
+              "![UMAP of the evaluation embeddings before and after adaptation](docs/results/fast/figures/umap_before_after.png)"]
+    return "\n".join(lines)
+
+
+def render(text: str) -> str:
+    def put(text: str, tag: str, body: str) -> str:
+        pattern = re.compile(rf"(<!-- {tag}:start -->\n).*?(\n<!-- {tag}:end -->)", re.S)
+        if not pattern.search(text):
+            raise SystemExit(f"README.md lacks the <!-- {tag}:start --> / <!-- {tag}:end --> markers")
+        return pattern.sub(lambda m: m.group(1) + body + m.group(2), text)
+
+    if METRICS.is_file():
+        text = put(text, "results", results_section(json.loads(METRICS.read_text())))
+    if BENCH.is_file():
+        text = put(text, "bench", BENCH.read_text().strip())
+    return text
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--check", action="store_true")
+    args = parser.parse_args(argv)
+    current = README.read_text()
+    new = render(current)
+    if args.check:
+        if new != current:
+            print("README.md is out of date: run python tools/update_readme.py", file=sys.stderr)
+            return 1
+        return 0
+    README.write_text(new)
+    print("README.md updated")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
