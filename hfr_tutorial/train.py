@@ -262,8 +262,17 @@ class AdaptSettings:
 
     @property
     def name(self) -> str:
+        """The comparison-run name: ``<policy>/contrastive`` or ``<policy>/contrastive+distill``."""
         losses = "contrastive+distill" if self.distill_weight > 0 else "contrastive"
         return f"{self.policy}/{losses}"
+
+    @property
+    def label(self) -> str:
+        """The name plus what else differs from the defaults (for progress bars and logs)."""
+        default = AdaptSettings()
+        extras = [f"{k}={getattr(self, k)}" for k in ("contrastive", "distill_weight", "epochs", "lr")
+                  if getattr(self, k) != getattr(default, k) and not (k == "distill_weight" and self.distill_weight == 0)]
+        return self.name + (f" ({', '.join(extras)})" if extras else "")
 
 
 def _contrastive_terms(kind: str, config: TrainConfig) -> list[tuple[str, nn.Module]]:
@@ -348,7 +357,7 @@ def adapt_cross_spectral(teacher: nn.Module, train_set: Any, config: TrainConfig
                    "teacher": _state_fingerprint(teacher), "n": len(data)}
     t0 = time.perf_counter()
     history = _run_epochs(
-        what=settings.name, epochs=epochs, steps_per_epoch=steps_per_epoch,
+        what=settings.label, epochs=epochs, steps_per_epoch=steps_per_epoch,
         batches=batches,
         step_fn=step, modules={"student": student}, optimizer=optimizer, scheduler=scheduler, validate=validate,
         checkpoint_dir=Path(checkpoint_dir) if checkpoint_dir else None, fingerprint=fingerprint,
