@@ -40,7 +40,8 @@ def evaluate_model(model: Any, eval_set: Any, batch_size: int = 256, progress: b
     return emb, tidy
 
 
-def _record(artifact: Artifact, protocols: dict) -> dict[str, Any]:
+def run_record(artifact: Artifact, protocols: dict) -> dict[str, Any]:
+    """The ``metrics.json`` record of one model: parameter counts, training time and protocol metrics."""
     return {"trainable_params": artifact.trainable_params, "total_params": artifact.total_params,
             "train_seconds": round(artifact.seconds, 1), "from_cache": artifact.from_cache,
             "protocols": protocols}
@@ -112,7 +113,7 @@ def run_pipeline(preset: str | Preset | None = None, out: str | Path = "runs/fas
     baseline = load_baseline(preset, seed, progress)
     base_emb, base_protocols = evaluate_model(baseline.model, eval_set, preset.eval_batch_size)
     metrics: dict[str, Any] = {"preset": preset.name, "seed": seed, "config": preset.to_dict(),
-                               "baseline": _record(baseline, base_protocols), "runs": {}}
+                               "baseline": run_record(baseline, base_protocols), "runs": {}}
     embeddings = {"baseline": base_emb}
     artifacts = {"baseline": baseline}
 
@@ -121,7 +122,7 @@ def run_pipeline(preset: str | Preset | None = None, out: str | Path = "runs/fas
         artifact = load_oracle(preset, seed, progress) if name == ORACLE_RUN else \
             load_adapted(COMPARISON_RUNS[name], preset, seed, progress)
         emb, protocols = evaluate_model(artifact.model, eval_set, preset.eval_batch_size)
-        metrics["runs"][name] = _record(artifact, protocols)
+        metrics["runs"][name] = run_record(artifact, protocols)
         embeddings[name], artifacts[name] = emb, artifact
         r = {p: protocols[p]["rank1"] for p in DEFAULT_PROTOCOLS}
         say(f"      {name}: rank-1 " + ", ".join(f"{p} {v:.3f}" for p, v in r.items())

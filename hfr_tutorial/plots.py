@@ -482,7 +482,7 @@ def plot_similarity_matrix(
 # ---------------------------------------------------------------------------------------------
 
 _GROUPS: tuple[tuple[str, Callable[[str], bool]], ...] = (
-    ("loss", lambda c: "loss" in c),
+    ("loss", lambda c: "loss" in c or c in ("infonce", "pairwise", "distill", "contrastive")),
     ("learning rate", lambda c: c == "lr" or "lr_" in c or "learning_rate" in c),
     ("validation", lambda c: any(t in c for t in ("rank", "tar", "auc", "eer", "acc", "val"))),
     ("seconds", lambda c: "second" in c or c in ("time", "duration")),
