@@ -66,10 +66,11 @@ def _digest(payload: dict[str, Any]) -> str:
     return hashlib.sha1(text.encode()).hexdigest()[:12]
 
 
-def _generator_version() -> Any:
+def _generator_version() -> str:
+    """A digest of the generator's source: editing the generator invalidates cached data and models."""
     from .data import synthetic
 
-    return getattr(synthetic, "GENERATOR_VERSION", 1)
+    return hashlib.sha1(Path(synthetic.__file__).read_bytes()).hexdigest()[:12]
 
 
 def _entry_dir(preset: Preset, kind: str, key: str) -> Path:
@@ -96,7 +97,7 @@ def load_faceset(preset: str | Preset | None = None, seed: int = 0, progress: bo
     payload = data_payload(preset, seed)
     key = _digest(payload)
     entry = _entry_dir(preset, "data", key)
-    arrays = ("images", "identities", "modalities", "splits")
+    arrays = ("images", "identities", "modalities", "splits")  # plus identity_names (and landmarks)
     if (entry / "meta.json").is_file():
         try:
             meta = json.loads((entry / "meta.json").read_text())
@@ -106,9 +107,12 @@ def load_faceset(preset: str | Preset | None = None, seed: int = 0, progress: bo
                                     allow_pickle=False) for name in arrays}
             if len({len(v) for v in loaded.values()}) != 1 or loaded["images"].dtype != np.uint8:
                 raise ValueError("arrays of different lengths or wrong dtype")
+            names = np.load(entry / "identity_names.npy", allow_pickle=False)
+            landmarks = np.load(entry / "landmarks.npy") if (entry / "landmarks.npy").is_file() else None
             return FaceSet(images=loaded["images"], identities=loaded["identities"],
                            modalities=loaded["modalities"].astype(str), splits=loaded["splits"].astype(str),
-                           name=meta.get("name", f"synthetic-{preset.name}"))
+                           identity_names=names.astype(str), landmarks=landmarks,
+                           name=meta.get("name", f"synthetic-{preset.name}"), meta=meta.get("faceset_meta", {}))
         except Exception as exc:  # corrupt or stale: rebuild
             warnings.warn(f"Cache entry {entry} is unusable ({exc}); rebuilding it.")
             shutil.rmtree(entry, ignore_errors=True)
@@ -120,7 +124,12 @@ def load_faceset(preset: str | Preset | None = None, seed: int = 0, progress: bo
     np.save(tmp / "identities.npy", np.asarray(faceset.identities, dtype=np.int64))
     np.save(tmp / "modalities.npy", np.asarray(faceset.modalities).astype("U16"))
     np.save(tmp / "splits.npy", np.asarray(faceset.splits).astype("U16"))
-    (tmp / "meta.json").write_text(json.dumps({"payload": payload, "name": faceset.name}, indent=1, default=str))
+    np.save(tmp / "identity_names.npy", np.asarray(faceset.identity_names).astype(str))
+    if faceset.landmarks is not None:
+        np.save(tmp / "landmarks.npy", np.asarray(faceset.landmarks, dtype=np.float32))
+    (tmp / "meta.json").write_text(json.dumps({"payload": payload, "name": faceset.name,
+                                               "faceset_meta": json.loads(json.dumps(faceset.meta, default=str))},
+                                              indent=1, default=str))
     shutil.rmtree(entry, ignore_errors=True)
     tmp.rename(entry)
     return faceset

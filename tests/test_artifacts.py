@@ -76,3 +76,11 @@ def test_corrupt_or_stale_model_entry_is_rebuilt(damage):
     assert not rebuilt.from_cache
     assert _weights_equal(built.model, rebuilt.model)  # same seed, same weights
     assert load_baseline(TINY, progress=False).from_cache
+
+
+def test_cached_faceset_keeps_names_and_metadata():
+    fresh = load_faceset(TINY, progress=False)
+    cached = load_faceset(TINY, progress=False)
+    assert list(cached.identity_names) == list(fresh.identity_names)
+    assert cached.name == fresh.name
+    assert (cached.landmarks is None) == (fresh.landmarks is None)

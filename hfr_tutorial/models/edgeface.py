@@ -129,6 +129,10 @@ class EdgeFace(nn.Module):
     def stages(self) -> nn.Sequential:
         return self.model.stages
 
+    @property
+    def head(self) -> nn.Module:
+        return self.model.head
+
 
 # --------------------------------------------------------------------------------------------
 # Registry of named variants
