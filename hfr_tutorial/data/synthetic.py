@@ -162,37 +162,37 @@ def identity_parameters(identities: Sequence[int] | np.ndarray, seed: int = 0,
     p: dict[str, np.ndarray] = {}
     L = lambda lo, hi, k: _lerp(lo, hi, U[:, k], sp)  # noqa: E731
     # head
-    p["head_w"] = L(0.58, 0.72, 0)
-    p["head_h"] = L(0.84, 0.98, 1)
+    p["head_w"] = L(0.55, 0.75, 0)
+    p["head_h"] = L(0.82, 1.0, 1)
     p["head_cy"] = L(-0.08, 0.0, 2)
-    p["jaw"] = L(0.08, 0.42, 3)
-    p["forehead"] = L(0.0, 0.18, 4)
+    p["jaw"] = L(0.05, 0.5, 3)
+    p["forehead"] = L(0.0, 0.22, 4)
     p["head_p"] = L(1.9, 2.8, 5)
     p["ear_y"] = L(-0.06, 0.08, 6)
-    p["ear_h"] = L(0.10, 0.17, 7)
-    p["ear_w"] = L(0.045, 0.09, 8)
-    p["ear_out"] = L(-0.01, 0.04, 9)
+    p["ear_h"] = L(0.09, 0.19, 7)
+    p["ear_w"] = L(0.04, 0.10, 8)
+    p["ear_out"] = L(-0.02, 0.05, 9)
     p["neck_w"] = L(0.26, 0.40, 10)
     # eyes and brows
-    p["eye_y"] = L(-0.15, -0.06, 11)
-    p["eye_x"] = L(0.21, 0.30, 12)
-    p["eye_w"] = L(0.072, 0.105, 13)
+    p["eye_y"] = L(-0.17, -0.05, 11)
+    p["eye_x"] = L(0.20, 0.31, 12)
+    p["eye_w"] = L(0.07, 0.11, 13)
     p["eye_h"] = L(0.030, 0.050, 14)
     p["eye_tilt"] = L(-0.18, 0.18, 15)
     p["iris_r"] = L(0.030, 0.040, 16)
-    p["brow_gap"] = L(0.075, 0.135, 17)
-    p["brow_t"] = L(0.016, 0.042, 18)
+    p["brow_gap"] = L(0.07, 0.15, 17)
+    p["brow_t"] = L(0.015, 0.05, 18)
     p["brow_l"] = L(0.085, 0.14, 19)
     p["brow_arch"] = L(-0.005, 0.04, 20)
-    p["brow_slant"] = L(-0.15, 0.15, 21)
+    p["brow_slant"] = L(-0.2, 0.2, 21)
     p["brow_in"] = L(-0.02, 0.03, 22)
     # nose and mouth
-    p["nose_y"] = L(0.16, 0.29, 23)
-    p["nose_w"] = L(0.060, 0.105, 24)
+    p["nose_y"] = L(0.15, 0.31, 23)
+    p["nose_w"] = L(0.055, 0.115, 24)
     p["nose_bridge"] = L(0.022, 0.05, 25)
     p["nose_h"] = L(0.05, 0.14, 26)
-    p["mouth_y"] = p["nose_y"] + L(0.15, 0.25, 27)
-    p["mouth_w"] = L(0.12, 0.21, 28)
+    p["mouth_y"] = p["nose_y"] + L(0.14, 0.26, 27)
+    p["mouth_w"] = L(0.11, 0.22, 28)
     p["lip_u"] = L(0.012, 0.032, 29)
     p["lip_l"] = L(0.016, 0.040, 30)
     p["chin"] = L(0.0, 0.06, 31)
@@ -201,10 +201,10 @@ def identity_parameters(identities: Sequence[int] | np.ndarray, seed: int = 0,
     # hair: style 0 short, 1 covering the ears, 2 long, 3 receding / bald
     style = np.searchsorted(np.array([0.45, 0.65, 0.85]), U[:, 34]).astype(_F)
     p["hair_style"] = style
-    p["hair_y"] = np.where(style == 3, L(-1.05, -0.85, 35), L(-0.72, -0.42, 35)).astype(_F)
+    p["hair_y"] = np.where(style == 3, L(-1.05, -0.85, 35), L(-0.78, -0.38, 35)).astype(_F)
     p["hair_curv"] = L(0.15, 1.0, 36)
     p["hair_part"] = L(-0.18, 0.18, 37)
-    p["hair_vol"] = L(0.02, 0.14, 38)
+    p["hair_vol"] = L(0.01, 0.17, 38)
     p["hair_len"] = L(0.35, 0.95, 39)
     p["fringe"] = (U[:, 40] < 0.18).astype(_F) * (style != 3)
     p["fringe_y"] = L(-0.42, -0.28, 41)
@@ -247,11 +247,11 @@ def image_parameters(identity: int, modality: str, n: int, seed: int = 0,
     po, ex, il, cc = cfg.pose, cfg.expression, cfg.illumination, cfg.colour_cast
     q: dict[str, np.ndarray] = {}
     c = lambda k: (2 * U[:, k] - 1)  # noqa: E731  centred uniform in [-1, 1]
-    q["rot"] = (np.deg2rad(7.0) * c(0) * po).astype(_F)
-    q["scale"] = (1 + 0.06 * c(1) * po).astype(_F)
-    q["tx"] = (0.045 * c(2) * po).astype(_F)
-    q["ty"] = (0.045 * c(3) * po).astype(_F)
-    q["yaw"] = (0.28 * c(4) * po).astype(_F)
+    q["rot"] = (np.deg2rad(5.0) * c(0) * po).astype(_F)
+    q["scale"] = (1 + 0.05 * c(1) * po).astype(_F)
+    q["tx"] = (0.035 * c(2) * po).astype(_F)
+    q["ty"] = (0.035 * c(3) * po).astype(_F)
+    q["yaw"] = (0.2 * c(4) * po).astype(_F)
     q["smile"] = (np.clip(U[:, 5] * 1.2 - 0.2, 0, 1) * ex).astype(_F)
     q["mouth_open"] = (np.where(U[:, 6] < 0.25, 0.035 * U[:, 7], 0.0) * ex).astype(_F)
     q["brow_raise"] = (np.clip(0.03 * U[:, 8] - 0.008, -0.008, 0.022) * ex).astype(_F)
@@ -259,10 +259,10 @@ def image_parameters(identity: int, modality: str, n: int, seed: int = 0,
     q["gaze_x"] = (0.35 * c(10) * ex).astype(_F)
     q["gaze_y"] = (0.2 * c(11) * ex).astype(_F)
     # light (VIS: direction/ambient; NIR: illuminator jitter; thermal: ambient temperature)
-    q["light_az"] = (np.deg2rad(55.0) * c(12) * il).astype(_F)
+    q["light_az"] = (np.deg2rad(45.0) * c(12) * il).astype(_F)
     q["light_el"] = (np.deg2rad(10 + 40 * U[:, 13]) ).astype(_F)
     q["ambient"] = (0.62 - 0.3 * U[:, 14] * min(il, 1.5)).astype(_F)
-    q["gain"] = (1 + 0.18 * c(15) * il).astype(_F)
+    q["gain"] = (1 + 0.15 * c(15) * il).astype(_F)
     # colour cast (VIS) / reflectance jitter (NIR) / temperatures (thermal)
     q["wb_r"] = np.exp(0.13 * c(16) * cc).astype(_F)
     q["wb_b"] = np.exp(0.13 * c(17) * cc).astype(_F)
@@ -547,7 +547,7 @@ class _Geometry:
         cv = g["nose_y"] - 0.06
         h += g["cheek"] * (self.gauss(-0.62 * hw, cv, 0.09) + self.gauss(0.62 * hw, cv, 0.09))
         h += g["chin"] * self.gauss(self.shift(0.8), g["mouth_y"] + 0.17, 0.07)
-        h += 0.012 * self.lips - 0.01 * self.mouth_in + (0.045 * cfg.relief) * self.relief
+        h += 0.012 * self.lips - 0.01 * self.mouth_in + (0.07 * cfg.relief) * self.relief
         # slope of h in face units (np.gradient is per pixel; one pixel = self.w face units)
         hy, hx = np.gradient(h, axis=(1, 2))
         k = 1.3 / self.w
@@ -651,10 +651,10 @@ def _render_vis(G: _Geometry, P: dict, Q: dict, cfg: SyntheticConfig, noise: np.
     q = G.q
     B, H, W = G.u.shape
     tone = P["skin_tone"] + Q["skin_jit"]
-    skin = np.stack([0.72 - 0.10 * tone, 0.50 - 0.10 * tone, 0.40 - 0.10 * tone], axis=1)
+    skin = np.stack([0.72 - 0.08 * tone, 0.50 - 0.08 * tone, 0.40 - 0.08 * tone], axis=1)
     mel = np.clip(P["hair_mel"] + Q["hair_jit"], 0, 1)
     hv = 0.4 * (1 - mel) ** 3 + 0.012  # linear reflectance: black .. blond
-    hair = np.stack([hv * (1.0 + 0.3 * P["hair_red"]), hv * (0.82 - 0.12 * P["hair_red"]), hv * 0.6], axis=1)
+    hair = np.stack([hv * (1.0 + 0.15 * P["hair_red"]), hv * (0.85 - 0.06 * P["hair_red"]), hv * 0.65], axis=1)
     ic = P["iris_col"][:, None]
     iris = np.where(ic < 0.5, np.concatenate([0.25 + 0.1 * ic, 0.15 + 0.05 * ic, 0.08 + 0 * ic], 1),
                     np.concatenate([0.22 - 0.1 * ic, 0.32 + 0 * ic, 0.35 + 0.15 * ic], 1))
@@ -761,7 +761,7 @@ def _render_thermal(G: _Geometry, P: dict, Q: dict, cfg: SyntheticConfig, noise:
     cheek = np.clip((np.abs(G.u) - 0.3 * g["head_w"]) / (0.4 * g["head_w"]), 0, 1) * np.clip(vv / 0.15, 0, 1)
     skin_t = (ts + 0.7 * np.clip(-(vv + 0.1) / 0.2, 0, 1) - 1.1 * cheek
               - (1.4 + 0.15 * (26 - ta)) * g["nose_cool"] * G.nose_tip
-              + (0.9 * cfg.relief) * G.relief)
+              + (1.2 * cfg.relief) * G.relief)
     # the inner eye corners (caruncle, fed by the ophthalmic artery) are the warmest spot
     inner = g["eye_x"] * G.cy - g["eye_w"] * 0.95
     ce = G.shift(0.75)
