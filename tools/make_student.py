@@ -34,6 +34,7 @@ def student_source(source: str) -> str:
 
 def student_notebook(nb: nbformat.NotebookNode) -> nbformat.NotebookNode:
     out = nbformat.v4.new_notebook(metadata=nb.metadata)
+    out.nbformat, out.nbformat_minor = nb.nbformat, nb.nbformat_minor
     for cell in nb.cells:
         if cell.cell_type == "code":
             new = nbformat.v4.new_code_cell(student_source(cell.source), metadata=cell.metadata)
@@ -41,7 +42,10 @@ def student_notebook(nb: nbformat.NotebookNode) -> nbformat.NotebookNode:
             new = nbformat.v4.new_markdown_cell(cell.source, metadata=cell.metadata)
         else:
             new = nbformat.v4.new_raw_cell(cell.source, metadata=cell.metadata)
-        new.pop("id", None)
+        if "id" in cell:  # keep the solved cell's id: deterministic output, valid nbformat 4.5
+            new["id"] = cell["id"]
+        else:
+            new.pop("id", None)
         out.cells.append(new)
     out.metadata = dict(nb.metadata)
     out.metadata["hfr_tutorial_student_copy"] = True
