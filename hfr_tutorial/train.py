@@ -142,7 +142,7 @@ def _run_epochs(*, what: str, epochs: int, steps_per_epoch: int, batches: Callab
         sums: dict[str, float] = {}
         count = 0
         bar = tqdm(batches(epoch), total=steps_per_epoch, desc=f"{what} epoch {epoch + 1}/{epochs}",
-                   disable=not progress, leave=False)
+                   disable=not progress, leave=False, mininterval=1.0)  # <= 1 update/s: light on notebook output
         for step, batch in enumerate(bar):
             lr = optimizer.param_groups[0]["lr"]
             losses = step_fn(batch)
