@@ -63,12 +63,12 @@ class TrainConfig:
     head_margin: float = 0.35
     # Cross-spectral adaptation: student (tuning policy) + frozen teacher.
     adapt_epochs: int = 8
-    adapt_lr: float = 1e-2
-    adapt_pairs_per_identity: int = 4  # NIR/thermal images paired with a VIS image per identity and epoch
+    adapt_lr: float = 4e-2  # LayerNorms and a few early convolutions take a large step
+    adapt_pairs_per_identity: int = 6  # NIR/thermal images paired with a VIS image per identity and epoch
     contrastive: str = "infonce"
     temperature: float = 0.07
     margin: float = 0.5
-    distill_weight: float = 10.0
+    distill_weight: float = 3.0  # lambda: keeps VIS (drop under 0.01 rank-1 here) yet lets NIR/thermal move
     distill: str = "cosine"
     weight_decay: float = 5e-4
     warmup_fraction: float = 0.1

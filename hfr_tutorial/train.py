@@ -23,7 +23,7 @@ import copy
 import math
 import os
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any, Callable, Sequence
 
@@ -252,18 +252,29 @@ def train_recognizer(train_set: Any, config: TrainConfig, *, epochs: int | None 
 # ------------------------------------------------------------------------------------------------
 @dataclass(frozen=True)
 class AdaptSettings:
-    """What distinguishes one adaptation run from another (the comparison runs vary these)."""
+    """What distinguishes one adaptation run from another (the comparison runs vary these).
+
+    Every field left at ``None`` takes the preset's value (``TrainConfig.contrastive``,
+    ``distill_weight``, ``adapt_epochs``, ``adapt_lr``), so the recipe lives in one place.
+    """
 
     policy: str = "paper"
-    contrastive: str = "infonce"  # "infonce", "pairwise" or "pairwise+infonce"
-    distill_weight: float = 10.0  # lambda; 0 switches self-distillation off
+    contrastive: str | None = None  # "infonce", "pairwise" or "pairwise+infonce"; None: config.contrastive
+    distill_weight: float | None = None  # lambda; 0 switches self-distillation off; None: config.distill_weight
     epochs: int | None = None  # None: config.adapt_epochs
     lr: float | None = None  # None: config.adapt_lr
+
+    def resolved(self, config: TrainConfig) -> "AdaptSettings":
+        """These settings with every ``None`` replaced by the preset's value."""
+        return replace(self, contrastive=self.contrastive or config.contrastive,
+                       distill_weight=config.distill_weight if self.distill_weight is None else self.distill_weight,
+                       epochs=config.adapt_epochs if self.epochs is None else self.epochs,
+                       lr=config.adapt_lr if self.lr is None else self.lr)
 
     @property
     def name(self) -> str:
         """The comparison-run name: ``<policy>/contrastive`` or ``<policy>/contrastive+distill``."""
-        losses = "contrastive+distill" if self.distill_weight > 0 else "contrastive"
+        losses = "contrastive" if self.distill_weight == 0 else "contrastive+distill"
         return f"{self.policy}/{losses}"
 
     @property
@@ -300,8 +311,9 @@ def adapt_cross_spectral(teacher: nn.Module, train_set: Any, config: TrainConfig
     frozen teacher's VIS embeddings.  ``teacher`` itself is never modified.
     """
     device = get_device(device)
-    epochs = config.adapt_epochs if settings.epochs is None else settings.epochs
-    lr = config.adapt_lr if settings.lr is None else settings.lr
+    label = settings.label
+    settings = settings.resolved(config)
+    epochs, lr = settings.epochs, settings.lr
     seed_everything(seed)
     teacher = copy.deepcopy(teacher).to(device).eval()
     for p in teacher.parameters():
@@ -357,7 +369,7 @@ def adapt_cross_spectral(teacher: nn.Module, train_set: Any, config: TrainConfig
                    "teacher": _state_fingerprint(teacher), "n": len(data)}
     t0 = time.perf_counter()
     history = _run_epochs(
-        what=settings.label, epochs=epochs, steps_per_epoch=steps_per_epoch,
+        what=label, epochs=epochs, steps_per_epoch=steps_per_epoch,
         batches=batches,
         step_fn=step, modules={"student": student}, optimizer=optimizer, scheduler=scheduler, validate=validate,
         checkpoint_dir=Path(checkpoint_dir) if checkpoint_dir else None, fingerprint=fingerprint,

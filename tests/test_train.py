@@ -113,3 +113,14 @@ def test_frozen_policy_and_unknown_loss_are_refused(tiny_faceset, tiny_baseline)
 def test_settings_name_the_comparison_runs():
     assert AdaptSettings().name == "paper/contrastive+distill"
     assert AdaptSettings(policy="layernorm", distill_weight=0).name == "layernorm/contrastive"
+
+
+def test_settings_take_the_recipe_from_the_preset():
+    """Unset fields come from TrainConfig, so the recipe (lambda, loss, lr, epochs) lives in one place."""
+    cfg = TINY.train
+    r = AdaptSettings().resolved(cfg)
+    assert (r.contrastive, r.distill_weight, r.epochs, r.lr) == (cfg.contrastive, cfg.distill_weight,
+                                                                 cfg.adapt_epochs, cfg.adapt_lr)
+    r = AdaptSettings(distill_weight=0.0, lr=5e-3, epochs=1, contrastive="pairwise").resolved(cfg)
+    assert (r.contrastive, r.distill_weight, r.epochs, r.lr) == ("pairwise", 0.0, 1, 5e-3)
+    assert AdaptSettings(distill_weight=cfg.distill_weight + 1).label.endswith(f"(distill_weight={cfg.distill_weight + 1})")

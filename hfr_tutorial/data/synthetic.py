@@ -11,15 +11,19 @@ physically motivated renderer working on the same geometry:
 ``vis`` (visible light, colour camera)
     Reflectance (albedo) per facial region -- skin, lips, hair, sclera, iris, glasses -- under a
     directional light plus ambient light (Lambert shading from the head's surface normals and the
-    relief), a little specular shine, an sRGB-like tone curve.  Colour is a *per-image nuisance*:
+    relief), a little specular shine, an sRGB-like tone curve.  The relief also marks the skin's
+    albedo (pigment and superficial vessels: slightly darker and redder).  Colour is a *per-image
+    nuisance*:
     white balance, tint, exposure, background and clothes change from shot to shot, and skin tone
     varies only a little between identities, so a VIS model has to learn the face, not its palette.
 ``nir`` (about 850 nm, active illumination, one channel replicated to RGB)
     The camera carries its own illuminator, so light comes from the viewer: shading is mostly a
-    facing-ratio fall-off, the background (far away) is dark (inverse-square law).  At 850 nm skin
-    reflects strongly and melanin and haemoglobin absorb little: skin is bright and uniform, lips
-    barely differ from skin, skin tone hardly matters, dark hair looks mid-grey, irises of every
-    colour look dark-grey.  Light scatters under the skin, which smooths the image (a small blur);
+    facing-ratio fall-off, the background (farther away) is darker than the face (inverse-square law).  At 850 nm skin
+    reflects strongly and melanin and haemoglobin absorb less: skin is bright and uniform, lips
+    differ little from skin, skin tone hardly matters, dark hair looks dark-grey rather than black,
+    irises of every colour look dark-grey, the sclera is bright, and the relief's vessel pattern
+    shows as slightly darker skin (deoxygenated blood absorbs at 850 nm).  Light scatters under
+    the skin, which smooths the image (a small blur);
     the sensor is noisier than a colour camera (fewer photons).
 ``thermal`` (long-wave infrared, 8-14 um, emission)
     Nothing is reflected: the camera sees temperature.  A temperature map is built per region --
@@ -27,9 +31,9 @@ physically motivated renderer working on the same geometry:
     tip and ears, cold hair (it insulates), glasses opaque and at room temperature, a warm open
     mouth -- plus the identity's relief as a pattern of warmer and cooler skin (vessels).  Skin
     near the silhouette looks cooler (emissivity falls at grazing angles).  The optics blur more
-    (long wavelengths), automatic gain control maps the scene's temperature range to grey levels,
-    so the face's inner structure has low contrast; column fixed-pattern noise and temporal noise
-    are added.  White-hot polarity.
+    (long wavelengths), automatic gain control maps the scene's temperature range to grey levels
+    (the face's inner structure keeps less contrast than in VIS); column fixed-pattern noise and
+    temporal noise are added.  White-hot polarity.
 
 Every image adds nuisances: in-plane rotation, scale, shift, a small yaw (features move with their
 depth), expression (smile, open mouth, raised brows, blinks, gaze), illumination, colour cast,
@@ -37,7 +41,13 @@ ambient temperature, sensor noise.  The strength of each is a knob of :class:`Sy
 
 The modality shift this produces is what the tutorial's method assumes: low-level (reflectance or
 emission per region, texture, contrast, noise, blur) while the geometry that carries identity is
-seen by all three sensors.  Raise ``thermal_blur`` or lower ``thermal_contrast`` to show where that
+seen by all three sensors.  Identity-specific cues that only one sensor could see are kept small
+(hair colour varies over dark shades only, the nose tip's coolness varies little between people),
+so that what a model learns about a person in VIS is there to be found in NIR and thermal.  The
+calibrated constants (``_THERMAL``, ``_NIR_*``, ``_RELIEF_ALBEDO``) were tuned by training models
+on the ``fast`` preset: a model trained on all three modalities must find NIR and thermal probes in
+a VIS gallery, a VIS-only model must not (``benchmarks/identity_checks.py`` measures both).  Raise
+``thermal_blur`` or lower ``thermal_contrast`` to show where that
 assumption stops holding.
 
 Everything is vectorised NumPy over batches of images (no Python loop per pixel).  Image ``k`` of
@@ -76,6 +86,24 @@ LANDMARK_NAMES: tuple[str, ...] = ("left_eye", "right_eye", "nose_tip", "mouth_l
 _F = np.float32
 _MOD_INDEX = {"vis": 0, "nir": 1, "thermal": 2}
 _N_BUMPS = 6  # relief bumps per identity
+_GEOMETRY_SPREAD = 1.2  # calibrated: identity_spread=1 widens the base geometry ranges by this
+# Thermal: temperature offsets (degrees C) of facial regions from the skin temperature, and the
+# relief's vessel pattern amplitude.  Calibrated so that the regions that carry identity in VIS
+# (brows, eyes, mouth, relief) stay visible after blur and gain control, as in real LWIR faces.
+_THERMAL = {"brow": -2.5, "eye": 1.0, "lips": 0.8, "relief": 1.5, "canthus": 2.0,
+            "hair": 0.62,  # hair surface: this share of the way from room to skin temperature
+            "agc_lo": 1.0,  # gain control: black is this many degrees above room temperature
+            "gamma": 1.4}  # tone curve: grey = stretched temperature ** gamma
+# The relief also marks the skin's albedo (pigment and superficial vessels): slightly darker and
+# redder in VIS, darker in NIR (haemoglobin absorbs at 850 nm), warmer in thermal.  One spatial
+# pattern seen by all three sensors.
+_RELIEF_ALBEDO = {"vis": 0.2, "nir": 0.2}
+_NOSE_COOL = (0.9, 1.1)  # identity range of how much colder the nose tip is (thermal only)
+_HAIR_MEL = (0.45, 1.0)  # identity range of hair melanin (0 blond .. 1 black)
+_NIR_HAIR = (0.30, 0.18)  # NIR hair reflectance: a - b * melanin (dark hair looks dark-grey, not black)
+_NIR_BG = 0.3  # NIR background reflectance range (walls the illuminator reaches)
+_NIR_EYE = {"sclera": 0.8, "lips": 0.85}  # NIR reflectance of the sclera; lips relative to skin
+_NIR_NOISE = 0.015  # NIR sensor noise (fraction of full scale) at noise=1
 
 
 @dataclass(frozen=True)
@@ -91,7 +119,7 @@ class SyntheticConfig:
             temperature range in thermal.
         colour_cast: per-image white balance, tint and exposure of VIS images (and the spread of
             background and clothes colours).
-        noise: sensor noise of every modality (VIS 1.2 %, NIR 3 %, thermal 2 % of full scale at 1.0).
+        noise: sensor noise of every modality (VIS 1.2 %, NIR 1.5 %, thermal 2 % of full scale at 1.0).
         nir_blur: Gaussian blur of NIR images in pixels at 64 px (scales with the image size);
             imitates sub-surface scattering and the NIR lens.
         thermal_blur: Gaussian blur of thermal images in pixels at 64 px (scales with the image
@@ -112,8 +140,8 @@ class SyntheticConfig:
     illumination: float = 1.0
     colour_cast: float = 1.0
     noise: float = 1.0
-    nir_blur: float = 0.45
-    thermal_blur: float = 0.9
+    nir_blur: float = 0.3
+    thermal_blur: float = 0.4
     thermal_contrast: float = 1.0
     relief: float = 1.0
     identity_spread: float = 1.0
@@ -158,7 +186,7 @@ def identity_parameters(identities: Sequence[int] | np.ndarray, seed: int = 0,
     U = np.empty((len(ids), 64), dtype=np.float64)
     for row, ident in enumerate(ids):
         U[row] = np.random.default_rng([int(seed), 0x1D, int(ident)]).random(64)
-    sp = cfg.identity_spread
+    sp = cfg.identity_spread * _GEOMETRY_SPREAD  # geometry: how different faces are
     p: dict[str, np.ndarray] = {}
     L = lambda lo, hi, k: _lerp(lo, hi, U[:, k], sp)  # noqa: E731
     # head
@@ -219,11 +247,12 @@ def identity_parameters(identities: Sequence[int] | np.ndarray, seed: int = 0,
     p["glass_t"] = L(0.010, 0.022, 49)
     p["glass_shade"] = L(0.02, 0.6, 50)
     # colours (only mildly identity-specific; per-image casts dominate)
-    p["skin_tone"] = L(0.0, 1.0, 51)
-    p["hair_mel"] = L(0.0, 1.0, 52)  # 0 blond .. 1 black
-    p["hair_red"] = L(0.0, 1.0, 53)
-    p["iris_col"] = L(0.0, 1.0, 54)
-    p["nose_cool"] = L(0.6, 1.4, 55)  # how much colder the nose tip is (thermal)
+    C = lambda k: np.clip(U[:, k], 0, 1).astype(_F)  # noqa: E731  colours: never widened
+    p["skin_tone"] = C(51)
+    p["hair_mel"] = (_HAIR_MEL[0] + (_HAIR_MEL[1] - _HAIR_MEL[0]) * C(52)).astype(_F)  # 0 blond .. 1 black
+    p["hair_red"] = C(53)
+    p["iris_col"] = C(54)
+    p["nose_cool"] = L(_NOSE_COOL[0], _NOSE_COOL[1], 55)  # how much colder the nose tip is (thermal)
     # relief bumps (identity-specific skin surface / vessel pattern)
     rb = np.stack([np.random.default_rng([int(seed), 0x2E, int(i)]).random((4, _N_BUMPS)) for i in ids]) \
         if len(ids) else np.zeros((0, 4, _N_BUMPS))
@@ -244,7 +273,8 @@ def image_parameters(identity: int, modality: str, n: int, seed: int = 0,
     cfg = config or SyntheticConfig()
     m = _check_modality(modality)
     U = np.random.default_rng([int(seed), 0x1A, int(identity), m]).random((n, 32))
-    po, ex, il, cc = cfg.pose, cfg.expression, cfg.illumination, cfg.colour_cast
+    # calibrated scales: the knobs' default 1.0 is the tutorial's setting
+    po, ex, il, cc = cfg.pose * 0.8, cfg.expression, cfg.illumination * 0.4, cfg.colour_cast * 0.6
     q: dict[str, np.ndarray] = {}
     c = lambda k: (2 * U[:, k] - 1)  # noqa: E731  centred uniform in [-1, 1]
     q["rot"] = (np.deg2rad(5.0) * c(0) * po).astype(_F)
@@ -264,8 +294,8 @@ def image_parameters(identity: int, modality: str, n: int, seed: int = 0,
     q["ambient"] = (0.62 - 0.3 * U[:, 14] * min(il, 1.5)).astype(_F)
     q["gain"] = (1 + 0.15 * c(15) * il).astype(_F)
     # colour cast (VIS) / reflectance jitter (NIR) / temperatures (thermal)
-    q["wb_r"] = np.exp(0.13 * c(16) * cc).astype(_F)
-    q["wb_b"] = np.exp(0.13 * c(17) * cc).astype(_F)
+    q["wb_r"] = np.exp(0.16 * c(16) * cc).astype(_F)
+    q["wb_b"] = np.exp(0.16 * c(17) * cc).astype(_F)
     q["tint"] = np.exp(0.06 * c(18) * cc).astype(_F)
     q["bg_hue"] = U[:, 19].astype(_F)
     q["bg_val"] = U[:, 20].astype(_F)
@@ -646,15 +676,23 @@ def _fg(G: _Geometry) -> np.ndarray:
     return np.minimum(fg, 1)
 
 
+def _skin_cover(G: _Geometry) -> np.ndarray:
+    """Coverage of bare facial skin (the head minus hair, eyes, brows and beard)."""
+    c = G.head * (1 - G.hair) * (1 - G.eye) * (1 - G.brow)
+    if G.beard is not None:
+        c = c * (1 - G.beard)
+    return c
+
+
 def _render_vis(G: _Geometry, P: dict, Q: dict, cfg: SyntheticConfig, noise: np.ndarray) -> np.ndarray:
     """Visible light: albedo per region x (ambient + Lambert) + shine, white balance, sRGB, noise."""
     q = G.q
     B, H, W = G.u.shape
     tone = P["skin_tone"] + Q["skin_jit"]
-    skin = np.stack([0.72 - 0.08 * tone, 0.50 - 0.08 * tone, 0.40 - 0.08 * tone], axis=1)
+    skin = np.stack([0.72 - 0.06 * tone, 0.50 - 0.06 * tone, 0.40 - 0.06 * tone], axis=1)
     mel = np.clip(P["hair_mel"] + Q["hair_jit"], 0, 1)
     hv = 0.4 * (1 - mel) ** 3 + 0.012  # linear reflectance: black .. blond
-    hair = np.stack([hv * (1.0 + 0.15 * P["hair_red"]), hv * (0.85 - 0.06 * P["hair_red"]), hv * 0.65], axis=1)
+    hair = np.stack([hv * (1.0 + 0.08 * P["hair_red"]), hv * (0.85 - 0.03 * P["hair_red"]), hv * 0.68], axis=1)
     ic = P["iris_col"][:, None]
     iris = np.where(ic < 0.5, np.concatenate([0.25 + 0.1 * ic, 0.15 + 0.05 * ic, 0.08 + 0 * ic], 1),
                     np.concatenate([0.22 - 0.1 * ic, 0.32 + 0 * ic, 0.35 + 0.15 * ic], 1))
@@ -683,6 +721,9 @@ def _render_vis(G: _Geometry, P: dict, Q: dict, cfg: SyntheticConfig, noise: np.
     L.add(G.frame, frame)
     grad = (0.35 * q["bg_grad"]) * (G.y - 0 * G.u)  # vertical gradient of the backdrop
     albedo = L.compose_colours([np.ones_like(grad), grad], [bg, bg])
+    if _RELIEF_ALBEDO["vis"]:
+        mark = (_RELIEF_ALBEDO["vis"] * _skin_cover(G) * G.relief)[..., None] * np.array([0.6, 1.0, 0.9], _F)
+        albedo = albedo * (1 - mark)
     # shading: ambient + directional Lambert, specular shine on skin
     lam = G.light_dot(q["light_az"], q["light_el"])
     amb = q["ambient"]
@@ -711,7 +752,7 @@ def _render_nir(G: _Geometry, P: dict, Q: dict, cfg: SyntheticConfig, noise: np.
     B, H, W = G.u.shape
     skin = 0.62 - 0.04 * _col(P["skin_tone"] + Q["skin_jit"] * 0.3)
     mel = _col(np.clip(P["hair_mel"] + Q["hair_jit"] * 0.5, 0, 1))
-    hair = 0.45 - 0.22 * mel  # melanin absorbs little at 850 nm: dark hair looks mid-grey
+    hair = _NIR_HAIR[0] - _NIR_HAIR[1] * mel  # melanin absorbs less at 850 nm: dark hair looks dark-grey
     L = _Layers()
     L.add(G.torso, 0.15 + 0.5 * q["cloth_val"])
     L.add(G.neck, skin * 0.9)
@@ -720,18 +761,20 @@ def _render_nir(G: _Geometry, P: dict, Q: dict, cfg: SyntheticConfig, noise: np.
     L.add(G.head, skin)
     L.add(G.ear_inner, skin * 0.75)
     L.add(G.beard, hair * 0.9)
-    L.add(G.lips, skin * 0.93)  # haemoglobin absorbs little: lips barely differ from skin
+    L.add(G.lips, skin * _NIR_EYE["lips"])  # haemoglobin absorbs little: lips barely differ from skin
     L.add(G.mouth_in, 0.05)
     L.add(G.teeth, 0.7)
     L.add(G.nostril, skin * 0.25)
-    L.add(G.eye, 0.62)
+    L.add(G.eye, _NIR_EYE["sclera"])
     L.add(G.iris, 0.22 + 0.06 * _col(P["iris_col"]))  # every iris colour looks dark-grey
     L.add(G.pupil, 0.03)
     L.add(G.lash, hair * 0.4)
     L.add(G.brow, hair * 0.75)
     L.add(G.hair, hair)
     L.add(G.frame, 0.3 + 0.4 * _col(P["glass_shade"]))
-    refl = L.compose(0.05 + 0.12 * q["bg_val"] + 0 * G.u)  # the far background gets little light
+    refl = L.compose(0.05 + _NIR_BG * q["bg_val"] + 0 * G.u)  # the far background gets little light
+    if _RELIEF_ALBEDO["nir"]:
+        refl = refl * (1 - _RELIEF_ALBEDO["nir"] * _skin_cover(G) * G.relief)
     # the illuminator sits by the lens: facing-ratio shading, inverse-square vignetting
     lam = G.light_dot(q["light_az"] * 0.15, np.deg2rad(_F(8.0)) + q["light_el"] * 0.1)
     amb = 0.08 + 0.1 * (q["ambient"] - 0.32)
@@ -746,7 +789,7 @@ def _render_nir(G: _Geometry, P: dict, Q: dict, cfg: SyntheticConfig, noise: np.
     if sigma > 0:  # sub-surface scattering and the lens
         img = gaussian_filter(img, sigma=(0, sigma, sigma), mode="nearest")
     img = np.clip(img, 0, 1) ** _F(1 / 1.6)
-    img = img + (0.03 * cfg.noise) * noise[:, :H] * np.sqrt(np.clip(img, 0.05, 1))
+    img = img + (_NIR_NOISE * cfg.noise) * noise[:, :H] * np.sqrt(np.clip(img, 0.05, 1))
     return np.repeat(img[..., None], 3, axis=3)
 
 
@@ -761,14 +804,14 @@ def _render_thermal(G: _Geometry, P: dict, Q: dict, cfg: SyntheticConfig, noise:
     cheek = np.clip((np.abs(G.u) - 0.3 * g["head_w"]) / (0.4 * g["head_w"]), 0, 1) * np.clip(vv / 0.15, 0, 1)
     skin_t = (ts + 0.7 * np.clip(-(vv + 0.1) / 0.2, 0, 1) - 1.1 * cheek
               - (1.4 + 0.15 * (26 - ta)) * g["nose_cool"] * G.nose_tip
-              + (1.2 * cfg.relief) * G.relief)
+              + (_THERMAL["relief"] * cfg.relief) * G.relief)
     # the inner eye corners (caruncle, fed by the ophthalmic artery) are the warmest spot
     inner = g["eye_x"] * G.cy - g["eye_w"] * 0.95
     ce = G.shift(0.75)
     canthus = (G.gauss(ce - inner, g["eye_y"] + 0.004, _F(0.02))
                + G.gauss(ce + inner, g["eye_y"] + 0.004, _F(0.02)))
-    skin_t = skin_t + 2.0 * canthus
-    hair_t = ta + (ts - ta) * 0.5  # hair insulates: its surface is near room temperature
+    skin_t = skin_t + _THERMAL["canthus"] * canthus
+    hair_t = ta + (ts - ta) * _THERMAL["hair"]  # hair insulates: its surface is near room temperature
     L = _Layers()
     L.add(G.torso, ta + 5.0)
     L.add(G.neck, ts + 0.3)
@@ -776,11 +819,11 @@ def _render_thermal(G: _Geometry, P: dict, Q: dict, cfg: SyntheticConfig, noise:
     L.add(G.hair_back, hair_t)
     L.add(G.head, skin_t)
     L.add(G.beard, ta + (ts - ta) * 0.62)
-    L.add(G.lips, ts + 0.3)
+    L.add(G.lips, ts + _THERMAL["lips"])
     L.add(G.mouth_in, ts + 1.8)
     L.add(G.nostril, ts - 0.5 + 1.2 * q["breath"])  # breathing in (cool) or out (warm)
-    L.add(G.eye, ts + 0.8 + 1.0 * canthus)
-    L.add(G.brow, ts - 1.2)
+    L.add(G.eye, ts + _THERMAL["eye"] + 1.0 * canthus)
+    L.add(G.brow, ts + _THERMAL["brow"])
     L.add(G.hair, hair_t)
     if G.lens is not None:  # glass is opaque in LWIR: the lens shows its own temperature
         L.add(G.lens, ta + 3.0)
@@ -795,11 +838,11 @@ def _render_thermal(G: _Geometry, P: dict, Q: dict, cfg: SyntheticConfig, noise:
     if sigma > 0:  # long-wave optics: a wide point-spread function
         T = gaussian_filter(T, sigma=(0, sigma, sigma), mode="nearest")
     # automatic gain control: the camera stretches [lo, hi] to the grey range (white-hot)
-    lo = ta + 2.5 + q["agc_lo"]
+    lo = ta + _THERMAL["agc_lo"] + q["agc_lo"]
     hi = ts + 1.8 + q["agc_hi"]
     img = np.clip((T - lo) / (hi - lo), 0, 1.2)
     # plateau-equalisation-like tone curve: the face's populated temperatures get more grey levels
-    img = img * img ** _F(0.8)
+    img = img ** _F(_THERMAL["gamma"])
     img = 0.5 + (img - 0.5) * cfg.thermal_contrast
     # temporal noise (NETD) and column fixed-pattern noise of the microbolometer array
     img = img + (0.02 * cfg.noise) * noise[:, :H] + (0.012 * cfg.noise) * noise[:, H:H + 1]
