@@ -124,3 +124,14 @@ def test_settings_take_the_recipe_from_the_preset():
     r = AdaptSettings(distill_weight=0.0, lr=5e-3, epochs=1, contrastive="pairwise").resolved(cfg)
     assert (r.contrastive, r.distill_weight, r.epochs, r.lr) == ("pairwise", 0.0, 1, 5e-3)
     assert AdaptSettings(distill_weight=cfg.distill_weight + 1).label.endswith(f"(distill_weight={cfg.distill_weight + 1})")
+
+
+def test_validation_subset_keeps_the_first_images_of_each_identity_and_modality(tiny_faceset):
+    dev = tiny_faceset.select(split="dev")
+    sub = train_module.validation_subset(dev, ["vis", "nir"], per_identity=2)
+    assert set(np.unique(sub.modalities)) == {"vis", "nir"}
+    for ident in np.unique(dev.identities):
+        for m in ("vis", "nir"):
+            want = np.asarray(dev.images)[(dev.identities == ident) & (dev.modalities == m)][:2]
+            got = np.asarray(sub.images)[(sub.identities == ident) & (sub.modalities == m)]
+            assert np.array_equal(got, want)
