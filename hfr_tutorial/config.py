@@ -56,13 +56,13 @@ class TrainConfig:
     variant: str = "edgeface_xxs"
     batch_size: int = 64
     # RGB baseline (and the joint oracle): EdgeFace + margin head on identity labels.
-    baseline_epochs: int = 16
+    baseline_epochs: int = 20
     baseline_lr: float = 3e-3
     head: str = "cosface"
     head_scale: float = 32.0
     head_margin: float = 0.35
     # Cross-spectral adaptation: student (tuning policy) + frozen teacher.
-    adapt_epochs: int = 7
+    adapt_epochs: int = 8
     adapt_lr: float = 4e-2  # LayerNorms and a few early convolutions take a large step
     adapt_pairs_per_identity: int = 6  # NIR/thermal images paired with a VIS image per identity and epoch
     contrastive: str = "infonce"
