@@ -17,7 +17,8 @@ are measured, never typed in:
 
 Models come from the artifact cache (``HFR_CACHE``), so after ``python -m hfr_tutorial run`` it
 trains nothing; on an empty cache it trains the baseline and the oracle first (minutes).
-Writes ``results.json`` and ``results.md`` under ``--out``.
+Writes ``results.json``, ``results.md`` and ``synthetic_grid.png`` (six identities, three images per
+sensor, at the preset's size) under ``--out``.
 """
 from __future__ import annotations
 
@@ -31,6 +32,7 @@ import numpy as np
 from hfr_tutorial.artifacts import load_baseline, load_faceset, load_oracle
 from hfr_tutorial.config import get_preset
 from hfr_tutorial.data import FaceSet, synthetic_faceset
+from hfr_tutorial.data.synthetic import save_grid
 from hfr_tutorial.pipeline import evaluate_model
 
 PROTOCOLS = ("vis->vis", "nir->vis", "thermal->vis")
@@ -102,6 +104,8 @@ def main(argv: list[str] | None = None) -> dict:
 
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
+    save_grid(out / "synthetic_grid.png", n_identities=6, n_per_modality=3, size=preset.data.image_size,
+              seed=args.seed)
     (out / "results.json").write_text(json.dumps(results, indent=2) + "\n")
     (out / "results.md").write_text(render(results))
     print(render(results))
@@ -117,6 +121,8 @@ def render(r: dict) -> str:
         "",
         f"{r['images']:,} images of {r['image_size']} px, rendered in {r['generation_seconds']} s. "
         "Measured by `benchmarks/identity_checks.py` on the evaluation identities (never trained on).",
+        "",
+        "![six identities, three images per sensor](synthetic_grid.png)",
         "",
         "| check | measured | target | met |",
         "|---|---|---|---|",

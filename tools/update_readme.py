@@ -51,6 +51,13 @@ def results_section(metrics: dict) -> str:
         m = s["method_over_full"]
         lines.append(f"Against full fine-tuning at the same budget: {100 * m['nir->vis']:.0f} % (NIR) and "
                      f"{100 * m['thermal->vis']:.0f} % (thermal) of its cross-modal rank-1.")
+    oracle = s.get("joint/oracle")
+    if oracle:
+        o = oracle["cross_over_vis"]
+        lines.append(f"The joint oracle (trained from scratch on all three modalities with the baseline's compute) "
+                     f"finds NIR probes at {100 * o['nir->vis']:.0f} % and thermal probes at "
+                     f"{100 * o['thermal->vis']:.0f} % of its own VIS rank-1; the identity checks of the synthetic "
+                     "data are in `docs/results/identity_checks/results.md` (`benchmarks/identity_checks.py`).")
     lines += ["", f"Whole run: {metrics['wall_seconds']:.0f} s (`{metrics['environment']['platform']}`, torch "
               f"{metrics['environment']['torch']}); full report: `docs/results/fast/report.md`.", "",
               "![UMAP of the evaluation embeddings before and after adaptation](docs/results/fast/figures/umap_before_after.png)"]
