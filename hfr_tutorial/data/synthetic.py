@@ -102,7 +102,7 @@ _NOSE_COOL = (0.9, 1.1)  # identity range of how much colder the nose tip is (th
 _HAIR_MEL = (0.45, 1.0)  # identity range of hair melanin (0 blond .. 1 black)
 _NIR_HAIR = (0.30, 0.18)  # NIR hair reflectance: a - b * melanin (dark hair looks dark-grey, not black)
 _NIR_BG = 0.3  # NIR background reflectance range (walls the illuminator reaches)
-_NIR_EYE = {"sclera": 0.8, "lips": 0.85}  # NIR reflectance of the sclera; lips relative to skin
+_NIR_REGIONS = {"sclera": 0.8, "lips": 0.85}  # NIR: reflectance of the sclera; lips relative to skin
 _NIR_NOISE = 0.015  # NIR sensor noise (fraction of full scale) at noise=1
 
 
@@ -761,11 +761,11 @@ def _render_nir(G: _Geometry, P: dict, Q: dict, cfg: SyntheticConfig, noise: np.
     L.add(G.head, skin)
     L.add(G.ear_inner, skin * 0.75)
     L.add(G.beard, hair * 0.9)
-    L.add(G.lips, skin * _NIR_EYE["lips"])  # haemoglobin absorbs little: lips barely differ from skin
+    L.add(G.lips, skin * _NIR_REGIONS["lips"])  # haemoglobin absorbs less: lips differ a little from skin
     L.add(G.mouth_in, 0.05)
     L.add(G.teeth, 0.7)
     L.add(G.nostril, skin * 0.25)
-    L.add(G.eye, _NIR_EYE["sclera"])
+    L.add(G.eye, _NIR_REGIONS["sclera"])
     L.add(G.iris, 0.22 + 0.06 * _col(P["iris_col"]))  # every iris colour looks dark-grey
     L.add(G.pupil, 0.03)
     L.add(G.lash, hair * 0.4)
