@@ -93,13 +93,15 @@ def main(argv: list[str] | None = None) -> dict:
     baseline = load_baseline(preset, args.seed, progress=True)
     oracle = load_oracle(preset, args.seed, progress=True)
     r1 = {}
-    for name, model, data in (("baseline", baseline.model, eval_set), ("baseline, grey VIS", baseline.model, grey(eval_set)),
-                              ("joint/oracle", oracle.model, eval_set)):
+    runs = (("baseline", baseline.model, eval_set), ("baseline, grey VIS", baseline.model, grey(eval_set)),
+            ("joint/oracle", oracle.model, eval_set))
+    for name, model, data in runs:
         _, protocols = evaluate_model(model, data, preset.eval_batch_size)
         r1[name] = {p: protocols[p]["rank1"] for p in PROTOCOLS}
     results["rank1"] = r1
     results["grey_vis_cost"] = r1["baseline"]["vis->vis"] - r1["baseline, grey VIS"]["vis->vis"]
-    results["oracle_cross_over_vis"] = {p: r1["joint/oracle"][p] / r1["joint/oracle"]["vis->vis"] for p in PROTOCOLS[1:]}
+    oracle_r1 = r1["joint/oracle"]
+    results["oracle_cross_over_vis"] = {p: oracle_r1[p] / oracle_r1["vis->vis"] for p in PROTOCOLS[1:]}
     results["baseline_cross_below_vis"] = {p: r1["baseline"]["vis->vis"] - r1["baseline"][p] for p in PROTOCOLS[1:]}
 
     out = Path(args.out)

@@ -232,8 +232,8 @@ def load_adapted(settings: AdaptSettings = AdaptSettings(), preset: str | Preset
     """An adaptation run of the baseline (the method or a variant of it), cached."""
     preset = get_preset(preset)
     baseline = load_baseline(preset, seed, progress)
-    payload = {"kind": "adapt", "baseline": baseline.key, "train": asdict(preset.train), "settings": asdict(settings.resolved(preset.train)),
-               "seed": seed, "cache_version": CACHE_VERSION}
+    payload = {"kind": "adapt", "baseline": baseline.key, "train": asdict(preset.train),
+               "settings": asdict(settings.resolved(preset.train)), "seed": seed, "cache_version": CACHE_VERSION}
 
     def build(checkpoints: Path) -> TrainResult:
         faceset = load_faceset(preset, seed, progress)

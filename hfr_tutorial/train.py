@@ -120,13 +120,8 @@ def validation_subset(dev_set: Any, modalities: Sequence[str],
                       per_identity: int = VALIDATION_IMAGES_PER_IDENTITY) -> Any:
     """The first ``per_identity`` images of each (identity, modality) of ``dev_set`` in ``modalities``."""
     data = dev_set.select(modality=list(modalities))
-    keys = np.char.add(np.asarray(data.identities).astype(str), np.asarray(data.modalities).astype(str))
-    _, inverse = np.unique(keys, return_inverse=True)
-    rank = np.zeros(len(keys), dtype=np.int64)
-    seen: dict[int, int] = {}
-    for i, k in enumerate(inverse):
-        rank[i] = seen.get(int(k), 0)
-        seen[int(k)] = rank[i] + 1
+    rank = pd.DataFrame({"identity": data.identities, "modality": data.modalities}).groupby(
+        ["identity", "modality"]).cumcount().to_numpy()  # 0, 1, 2, ... within each (identity, modality)
     return data.subset(rank < per_identity)
 
 

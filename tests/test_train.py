@@ -123,7 +123,8 @@ def test_settings_take_the_recipe_from_the_preset():
                                                                  cfg.adapt_epochs, cfg.adapt_lr)
     r = AdaptSettings(distill_weight=0.0, lr=5e-3, epochs=1, contrastive="pairwise").resolved(cfg)
     assert (r.contrastive, r.distill_weight, r.epochs, r.lr) == ("pairwise", 0.0, 1, 5e-3)
-    assert AdaptSettings(distill_weight=cfg.distill_weight + 1).label.endswith(f"(distill_weight={cfg.distill_weight + 1})")
+    other = cfg.distill_weight + 1
+    assert AdaptSettings(distill_weight=other).label.endswith(f"(distill_weight={other})")
 
 
 def test_validation_subset_keeps_the_first_images_of_each_identity_and_modality(tiny_faceset):

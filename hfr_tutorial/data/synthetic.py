@@ -13,18 +13,18 @@ physically motivated renderer working on the same geometry:
     directional light plus ambient light (Lambert shading from the head's surface normals and the
     relief), a little specular shine, an sRGB-like tone curve.  The relief also marks the skin's
     albedo (pigment and superficial vessels: slightly darker and redder).  Colour is a *per-image
-    nuisance*:
-    white balance, tint, exposure, background and clothes change from shot to shot, and skin tone
-    varies only a little between identities, so a VIS model has to learn the face, not its palette.
+    nuisance*: white balance, tint, exposure, background and clothes change from shot to shot, and
+    skin tone varies only a little between identities, so a VIS model has to learn the face, not
+    its palette.
 ``nir`` (about 850 nm, active illumination, one channel replicated to RGB)
     The camera carries its own illuminator, so light comes from the viewer: shading is mostly a
-    facing-ratio fall-off, the background (farther away) is darker than the face (inverse-square law).  At 850 nm skin
-    reflects strongly and melanin and haemoglobin absorb less: skin is bright and uniform, lips
-    differ little from skin, skin tone hardly matters, dark hair looks dark-grey rather than black,
-    irises of every colour look dark-grey, the sclera is bright, and the relief's vessel pattern
-    shows as slightly darker skin (deoxygenated blood absorbs at 850 nm).  Light scatters under
-    the skin, which smooths the image (a small blur);
-    the sensor is noisier than a colour camera (fewer photons).
+    facing-ratio fall-off, the background (farther away) is darker than the face (inverse-square
+    law).  At 850 nm skin reflects strongly and melanin and haemoglobin absorb less: skin is bright
+    and uniform, lips differ little from skin, skin tone hardly matters, dark hair looks dark-grey
+    rather than black, irises of every colour look dark-grey, the sclera is bright, and the
+    relief's vessel pattern shows as slightly darker skin (deoxygenated blood absorbs at 850 nm).  Light scatters under
+    the skin, which smooths the image (a small blur); the sensor is noisier than a colour camera
+    (fewer photons).
 ``thermal`` (long-wave infrared, 8-14 um, emission)
     Nothing is reflected: the camera sees temperature.  A temperature map is built per region --
     warm forehead and inner eye corners (the warmest spot of the face), cooler cheeks, cool nose
