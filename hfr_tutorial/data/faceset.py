@@ -25,7 +25,6 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Iterable, Mapping, Sequence
 
 import numpy as np
-from PIL import Image
 
 if TYPE_CHECKING:  # pragma: no cover
     import pandas as pd
@@ -342,6 +341,7 @@ class FaceSet:
                  else np.arange(len(self)))
         return DataLoader(self.dataset(augment=augment, seed=seed, epoch=epoch), batch_size=batch_size,
                           sampler=order.tolist(), drop_last=drop_last, num_workers=num_workers,
+                          collate_fn=_keep_batch,
                           generator=torch.Generator().manual_seed(int(seed)),
                           persistent_workers=False)
 
@@ -364,7 +364,7 @@ class FaceSet:
         _check_batch(batch_size, len(pairs))
         batches = _unique_identity_batches(self.identities[pairs[:, 0]], batch_size, drop_last)
         ds = PairDataset(self, pairs, augment_vis=augment_vis, augment_other=augment_other, seed=seed, epoch=epoch)
-        return DataLoader(ds, batch_sampler=batches, collate_fn=_collate_pairs, num_workers=num_workers,
+        return DataLoader(ds, batch_sampler=batches, collate_fn=_keep_batch, num_workers=num_workers,
                           generator=torch.Generator().manual_seed(int(seed)))
 
     # ------------------------------------------------------------------ on disk
@@ -421,43 +421,93 @@ def _unique_identity_batches(identities: np.ndarray, batch_size: int, drop_last:
     return batches
 
 
-def augment_image(img: np.ndarray, rng: np.random.Generator, *, colour: bool, crop: float = 0.88) -> np.ndarray:
-    """Face-recognition augmentation of one uint8 (H, W, 3) image -> float32 (H, W, 3) in [0, 1].
+AUGMENT_DRAWS = 9
+"""Uniform numbers each augmented image draws from its own generator (flip, crop side, crop
+offset x 2, brightness, contrast, saturation, red and blue gain)."""
 
-    Horizontal flip (p = 0.5), a random crop of 88-100 % of the side rescaled back (bilinear),
-    and, when ``colour``, jitter of brightness, contrast, saturation and per-channel gains (VIS
-    only: NIR and thermal sensors have no colour to jitter).
+
+def augment_draws(seed: int, epoch: int, indices: Iterable[int], tag: int) -> np.ndarray:
+    """``(len(indices), AUGMENT_DRAWS)`` uniforms, one row per item from ``(seed, epoch, index, tag)``.
+
+    A row depends on the item alone, not on the batch it lands in, so a resumed run (or another
+    ``num_workers``) sees the same augmentation.
     """
-    h, w = img.shape[:2]
-    u = rng.random(9, dtype=np.float32)
-    if u[0] < 0.5:
-        img = img[:, ::-1]
-    side = int(round(h * (crop + (1 - crop) * u[1])))
-    if side < h:
-        i0 = int(u[2] * (h - side + 1))
-        j0 = int(u[3] * (w - side + 1))
-        pil = Image.fromarray(np.ascontiguousarray(img[i0:i0 + side, j0:j0 + side]))
-        img = np.asarray(pil.resize((w, h), Image.BILINEAR))
-    x = img.astype(np.float32) * (1 / 255.0)
-    if colour:
-        bright = 0.75 + 0.5 * u[4]
-        contrast = 0.75 + 0.5 * u[5]
-        sat = 0.6 + 0.8 * u[6]
-        gains = np.array([1 + 0.16 * (u[7] - 0.5), 1.0, 1 + 0.16 * (u[8] - 0.5)], np.float32)
-        grey = x.mean(axis=2, keepdims=True)
-        x = grey + (x - grey) * sat
-        x = (x - x.mean()) * contrast + x.mean()
-        x = np.clip(x * (bright * gains), 0, 1)
+    rows = [np.random.default_rng([int(seed), int(epoch), int(i), int(tag)]).random(AUGMENT_DRAWS, dtype=np.float32)
+            for i in indices]
+    return np.stack(rows) if rows else np.zeros((0, AUGMENT_DRAWS), np.float32)
+
+
+def augment_batch(images: np.ndarray, draws: np.ndarray, colour: np.ndarray | Sequence[bool],
+                  crop: float = 0.88) -> "torch.Tensor":
+    """Face-recognition augmentation of a uint8 ``(B, H, W, 3)`` batch -> float32 ``(B, 3, H, W)`` in [0, 1].
+
+    Per image (row ``b`` of ``draws``, see :func:`augment_draws`): a horizontal flip (p = 0.5), a
+    random square crop of 88-100 % of the side rescaled back to full size (bilinear), and, where
+    ``colour[b]``, jitter of brightness, contrast, saturation and the red/blue gains (VIS only:
+    NIR and thermal sensors have no colour to jitter).  The whole batch is transformed at once
+    (one ``grid_sample`` for the crops), which keeps data loading a small part of a training step.
+    """
+    import torch
+    import torch.nn.functional as F
+
+    b, h, w = images.shape[:3]
+    u = torch.from_numpy(np.asarray(draws, dtype=np.float32).reshape(b, AUGMENT_DRAWS))
+    x = _to_tensor_batch(images)
+    # Flip and crop as one affine map per image: output pixel grid -> the crop's square in the
+    # input (normalised coordinates, x negated for a flip); an uncropped, unflipped image maps
+    # onto itself.
+    side = torch.round(h * (crop + (1 - crop) * u[:, 1]))
+    top = torch.floor(u[:, 2] * (h - side + 1))
+    left = torch.floor(u[:, 3] * (w - side + 1))
+    flip = torch.where(u[:, 0] < 0.5, -1.0, 1.0)
+    theta = torch.zeros(b, 2, 3)
+    theta[:, 0, 0] = flip * side / w
+    theta[:, 1, 1] = side / h
+    theta[:, 0, 2] = flip * ((2 * left + side) / w - 1)  # the crop is cut from the flipped image
+    theta[:, 1, 2] = (2 * top + side) / h - 1
+    grid = F.affine_grid(theta, [b, 3, h, w], align_corners=False)
+    x = F.grid_sample(x, grid, mode="bilinear", padding_mode="border", align_corners=False)
+    jitter = torch.as_tensor(np.asarray(colour, dtype=bool).reshape(b))
+    if bool(jitter.any()):
+        # saturation s around the pixel's grey g, contrast c around the image mean m (which the
+        # saturation step leaves unchanged), then brightness times channel gains k: one affine map
+        # per image and channel, out = k*c*s * x + k*c*(1 - s) * g + k*(1 - c) * m, clipped to [0, 1]
+        bright, contrast, sat = 0.75 + 0.5 * u[:, 4], 0.75 + 0.5 * u[:, 5], 0.6 + 0.8 * u[:, 6]
+        ones = torch.ones(b)
+        gains = torch.stack([1 + 0.16 * (u[:, 7] - 0.5), ones, 1 + 0.16 * (u[:, 8] - 0.5)], 1) * bright[:, None]
+        gains = torch.where(jitter[:, None], gains, 1.0)
+        contrast, sat = torch.where(jitter, contrast, ones), torch.where(jitter, sat, ones)
+        grey = x.mean(1, keepdim=True)
+        mean = grey.mean((2, 3), keepdim=True)
+        a = (gains * (contrast * sat)[:, None])[:, :, None, None]
+        g = (gains * (contrast * (1 - sat))[:, None])[:, :, None, None]
+        d = (gains * (1 - contrast)[:, None])[:, :, None, None] * mean
+        x = torch.addcmul(d, a, x).addcmul_(g, grey).clamp_(0, 1)
     return x
 
 
-def _to_tensor(x: np.ndarray) -> "torch.Tensor":
+def augment_image(img: np.ndarray, rng: np.random.Generator, *, colour: bool, crop: float = 0.88) -> np.ndarray:
+    """One uint8 ``(H, W, 3)`` image through :func:`augment_batch` -> float32 ``(H, W, 3)`` in [0, 1]."""
+    draws = rng.random(AUGMENT_DRAWS, dtype=np.float32)[None]
+    return augment_batch(np.asarray(img)[None], draws, [colour], crop=crop)[0].permute(1, 2, 0).numpy()
+
+
+def _as_batch(images: Any, indices: Sequence[int]) -> np.ndarray:
+    """uint8 ``(B, H, W, 3)`` for ``indices`` of an array or a lazy image list."""
+    if isinstance(images, np.ndarray):
+        return images[np.asarray(indices, dtype=np.int64)]
+    return np.stack([np.asarray(images[int(i)]) for i in indices])
+
+
+def _to_tensor_batch(images: np.ndarray) -> "torch.Tensor":
     import torch
 
-    if x.dtype == np.uint8:
-        x = x.astype(np.float32) * np.float32(1 / 255.0)
-    x = x.astype(np.float32, copy=False)
-    return torch.from_numpy(np.ascontiguousarray(x.transpose(2, 0, 1)))
+    return torch.tensor(np.ascontiguousarray(images)).permute(0, 3, 1, 2).float().mul_(1 / 255.0)
+
+
+def _keep_batch(batch: Any) -> Any:
+    """``collate_fn`` for datasets whose ``__getitems__`` already returns a whole batch."""
+    return batch
 
 
 try:  # torch is a dependency of the package, but keep the data model importable without it
@@ -467,7 +517,10 @@ except ImportError:  # pragma: no cover
 
 
 class FaceDataset(_TorchDataset):
-    """``(x, y)`` items of a FaceSet; augmentation RNG per item from ``(seed, epoch, index)``."""
+    """``(x, y)`` items of a FaceSet; augmentation from ``(seed, epoch, index)`` (see :func:`augment_draws`).
+
+    ``__getitems__`` builds a whole batch at once (the DataLoader calls it with a batch's indices).
+    """
 
     def __init__(self, faceset: FaceSet, *, augment: bool = False, seed: int = 0, epoch: int = 0):
         self.images = faceset.images
@@ -478,18 +531,27 @@ class FaceDataset(_TorchDataset):
     def __len__(self) -> int:
         return len(self.labels)
 
-    def __getitem__(self, i: int):
+    def __getitems__(self, indices: Sequence[int]) -> tuple["torch.Tensor", "torch.Tensor"]:
         import torch
 
-        img = np.asarray(self.images[int(i)])
+        idx = np.asarray(indices, dtype=np.int64)
+        images = _as_batch(self.images, idx)
         if self.augment:
-            rng = np.random.default_rng([self.seed, self.epoch, int(i), 0xA6])
-            img = augment_image(img, rng, colour=bool(self.is_vis[i]))
-        return _to_tensor(img), torch.tensor(self.labels[i], dtype=torch.int64)
+            x = augment_batch(images, augment_draws(self.seed, self.epoch, idx, 0xA6), self.is_vis[idx])
+        else:
+            x = _to_tensor_batch(images)
+        return x, torch.from_numpy(self.labels[idx].astype(np.int64))
+
+    def __getitem__(self, i: int):
+        x, y = self.__getitems__([int(i)])
+        return x[0], y[0]
 
 
 class PairDataset(_TorchDataset):
-    """Items ``(vis_image, other_image, label, identity, modality)`` for rows of ``pair_indices``."""
+    """Pairs ``(vis_image, other_image, label, identity, modality)`` for rows of ``pair_indices``.
+
+    ``__getitems__`` returns the batch dict that :meth:`FaceSet.pair_loader` yields.
+    """
 
     def __init__(self, faceset: FaceSet, pairs: np.ndarray, *, augment_vis: bool = True,
                  augment_other: bool = False, seed: int = 0, epoch: int = 0):
@@ -504,21 +566,20 @@ class PairDataset(_TorchDataset):
     def __len__(self) -> int:
         return len(self.pairs)
 
+    def __getitems__(self, indices: Sequence[int]) -> dict[str, Any]:
+        import torch
+
+        rows = np.asarray(indices, dtype=np.int64)
+        other_idx, vis_idx = self.pairs[rows, 0], self.pairs[rows, 1]
+        vis, other = _as_batch(self.images, vis_idx), _as_batch(self.images, other_idx)
+        vis = (augment_batch(vis, augment_draws(self.seed, self.epoch, rows, 0xB1), np.ones(len(rows), bool))
+               if self.augment_vis else _to_tensor_batch(vis))
+        other = (augment_batch(other, augment_draws(self.seed, self.epoch, rows, 0xB2), np.zeros(len(rows), bool))
+                 if self.augment_other else _to_tensor_batch(other))
+        return {"vis": vis, "other": other, "label": torch.from_numpy(self.labels[other_idx].astype(np.int64)),
+                "identity": torch.from_numpy(self.identities[other_idx].astype(np.int64)),
+                "modality": [str(m) for m in self.modalities[other_idx]]}
+
     def __getitem__(self, i: int):
-        o, v = (int(j) for j in self.pairs[int(i)])
-        vis = np.asarray(self.images[v])
-        other = np.asarray(self.images[o])
-        if self.augment_vis:
-            vis = augment_image(vis, np.random.default_rng([self.seed, self.epoch, int(i), 0xB1]), colour=True)
-        if self.augment_other:
-            other = augment_image(other, np.random.default_rng([self.seed, self.epoch, int(i), 0xB2]), colour=False)
-        return _to_tensor(vis), _to_tensor(other), int(self.labels[o]), int(self.identities[o]), str(self.modalities[o])
-
-
-def _collate_pairs(items: Iterable[tuple]) -> dict[str, Any]:
-    import torch
-
-    vis, other, label, ident, mod = zip(*items)
-    return {"vis": torch.stack(vis), "other": torch.stack(other),
-            "label": torch.tensor(label, dtype=torch.int64), "identity": torch.tensor(ident, dtype=torch.int64),
-            "modality": list(mod)}
+        b = self.__getitems__([int(i)])
+        return b["vis"][0], b["other"][0], int(b["label"][0]), int(b["identity"][0]), b["modality"][0]
