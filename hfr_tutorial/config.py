@@ -65,6 +65,10 @@ class TrainConfig:
     adapt_epochs: int = 8
     adapt_lr: float = 4e-2  # LayerNorms and a few early convolutions take a large step
     adapt_pairs_per_identity: int = 6  # NIR/thermal images paired with a VIS image per identity and epoch
+    # VIS flips, crops and colour jitter during adaptation: off. Measured on the fast preset (8 epochs):
+    # with them the method recovered 65 % / 71 % of the NIR / thermal gaps, without 79 % / 84 %; and
+    # with fixed VIS images the frozen teacher's targets are computed once instead of every step.
+    adapt_augment_vis: bool = False
     contrastive: str = "infonce"
     temperature: float = 0.07
     margin: float = 0.5

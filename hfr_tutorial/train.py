@@ -357,12 +357,16 @@ def adapt_cross_spectral(teacher: nn.Module, train_set: Any, config: TrainConfig
     def batches(epoch: int) -> Any:
         return data.pair_loader(config.batch_size, seed=seed, epoch=epoch,
                                 pairs_per_identity=config.adapt_pairs_per_identity, modalities=other_modalities,
-                                drop_last=True, num_workers=config.num_workers)
+                                augment_vis=config.adapt_augment_vis, drop_last=True, num_workers=config.num_workers)
 
     steps_per_epoch = len(batches(0))
     scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, warmup_cosine(epochs * steps_per_epoch, config.warmup_fraction))
     contrastive = _contrastive_terms(settings.contrastive, config)
     distill = SelfDistillationLoss(weight=settings.distill_weight, kind=config.distill)
+    # With un-augmented VIS images the frozen teacher's target for an image never changes: one pass
+    # over the training VIS images replaces a teacher forward pass in every step (a fifth of a step).
+    teacher_targets = (teacher_embeddings(teacher, data, batch_size=2 * config.batch_size, device=device)
+                       if settings.distill_weight > 0 and not config.adapt_augment_vis else None)
 
     def step(batch: dict[str, Any]) -> dict[str, torch.Tensor]:
         vis = normalize(batch["vis"].to(device, non_blocking=True))
@@ -377,8 +381,11 @@ def adapt_cross_spectral(teacher: nn.Module, train_set: Any, config: TrainConfig
             out[name] = value
             total = total + value
         if settings.distill_weight > 0:
-            with torch.no_grad():
-                t_vis = teacher(vis)
+            if teacher_targets is not None:
+                t_vis = teacher_targets[batch["vis_index"]].to(device, non_blocking=True)
+            else:
+                with torch.no_grad():
+                    t_vis = teacher(vis)
             out["distill"] = distill(e_vis, t_vis)
             total = total + out["distill"]
         out["loss"] = total
@@ -402,6 +409,28 @@ def adapt_cross_spectral(teacher: nn.Module, train_set: Any, config: TrainConfig
     for p in student.parameters():
         p.requires_grad_(True)
     return TrainResult(model=student.cpu(), history=history, seconds=time.perf_counter() - t0, policy=report)
+
+
+def teacher_embeddings(teacher: nn.Module, faceset: Any, *, batch_size: int = 128,
+                       device: str | torch.device | None = None) -> torch.Tensor:
+    """The frozen teacher's raw embeddings of the VIS images of ``faceset``, on the CPU.
+
+    Row ``i`` is image ``i`` of ``faceset`` (rows of other modalities stay zero), so a batch's
+    ``vis_index`` looks its targets up.  The images go in exactly as :meth:`FaceSet.pair_loader`
+    hands them out without augmentation.
+    """
+    device = get_device(device)
+    vis_rows = np.flatnonzero(np.asarray(faceset.modalities) == "vis")
+    table = torch.zeros(len(faceset), EMBEDDING_DIM)
+    teacher = teacher.to(device).eval()
+    vis_set = faceset.subset(vis_rows)
+    with torch.no_grad():
+        start = 0
+        for x, _ in vis_set.loader(batch_size, shuffle=False):
+            rows = vis_rows[start:start + len(x)]
+            table[torch.from_numpy(rows)] = teacher(normalize(x.to(device))).float().cpu()
+            start += len(x)
+    return table
 
 
 def _state_fingerprint(model: nn.Module) -> str:

@@ -136,3 +136,36 @@ def test_validation_subset_keeps_the_first_images_of_each_identity_and_modality(
             want = np.asarray(dev.images)[(dev.identities == ident) & (dev.modalities == m)][:2]
             got = np.asarray(sub.images)[(sub.identities == ident) & (sub.modalities == m)]
             assert np.array_equal(got, want)
+
+
+def test_teacher_targets_are_the_teachers_embeddings_of_each_batch(tiny_faceset, tiny_baseline):
+    """The table the adaptation looks its distillation targets up in equals a teacher pass per batch."""
+    from hfr_tutorial.models.edgeface import normalize
+
+    data = tiny_faceset.select(split="train")
+    teacher = tiny_baseline.model.eval()
+    table = train_module.teacher_embeddings(teacher, data, batch_size=7)
+    assert table.shape == (len(data), 512)
+    assert torch.count_nonzero(table[torch.from_numpy(data.modalities != "vis")]) == 0
+    batch = next(iter(data.pair_loader(8, seed=1, pairs_per_identity=2)))
+    assert (data.modalities[batch["vis_index"].numpy()] == "vis").all()
+    assert torch.allclose(batch["vis"], torch.from_numpy(data.images[batch["vis_index"].numpy()]).permute(0, 3, 1, 2) / 255.0)
+    with torch.no_grad():
+        direct = teacher(normalize(batch["vis"]))
+    assert torch.allclose(table[batch["vis_index"]], direct, atol=1e-4)
+
+
+def test_adaptation_with_and_without_vis_augmentation(tiny_faceset, tiny_baseline):
+    """Both settings train; only the un-augmented one can use the precomputed teacher targets."""
+    data = tiny_faceset.select(split="train")
+    calls = []
+    original = train_module.teacher_embeddings
+    train_module.teacher_embeddings = lambda *a, **k: calls.append(1) or original(*a, **k)
+    try:
+        for augment in (False, True):
+            config = TINY.replace(train__adapt_augment_vis=augment, train__adapt_epochs=1).train
+            result = adapt_cross_spectral(tiny_baseline.model, data, config, progress=False)
+            assert np.isfinite(result.history["loss"]).all()
+    finally:
+        train_module.teacher_embeddings = original
+    assert calls == [1]

@@ -346,15 +346,18 @@ class FaceSet:
                           persistent_workers=False)
 
     def pair_loader(self, batch_size: int, *, seed: int = 0, epoch: int = 0, pairs_per_identity: int = 4,
-                    augment_vis: bool = True, augment_other: bool = False,
+                    augment_vis: bool = False, augment_other: bool = False,
                     modalities: Sequence[str] = ("nir", "thermal"), drop_last: bool = False,
                     num_workers: int = 0) -> "torch.utils.data.DataLoader":
         """Batches of same-identity (VIS, NIR-or-thermal) pairs for cross-modal adaptation.
 
         Yields dicts ``{"vis": (B,3,H,W), "other": (B,3,H,W), "label": (B,) contiguous int64,
-        "identity": (B,) int64, "modality": list[str]}``.  Within a batch every identity appears
-        at most once, so in-batch negatives are true negatives; per epoch every identity gives
-        ``pairs_per_identity`` pairs.  Deterministic in ``(seed, epoch)``.
+        "identity": (B,) int64, "modality": list[str], "vis_index": (B,) int64}`` (``vis_index``:
+        the row of each VIS image in this FaceSet).  Within a batch every identity appears at most
+        once, so in-batch negatives are true negatives; per epoch every identity gives
+        ``pairs_per_identity`` pairs.  Images are as the sensor made them unless ``augment_vis`` /
+        ``augment_other`` (the training augmentations of :func:`augment_batch`; the adaptation
+        leaves both off, see ``TrainConfig.adapt_augment_vis``).  Deterministic in ``(seed, epoch)``.
         """
         import torch
         from torch.utils.data import DataLoader
@@ -553,7 +556,7 @@ class PairDataset(_TorchDataset):
     ``__getitems__`` returns the batch dict that :meth:`FaceSet.pair_loader` yields.
     """
 
-    def __init__(self, faceset: FaceSet, pairs: np.ndarray, *, augment_vis: bool = True,
+    def __init__(self, faceset: FaceSet, pairs: np.ndarray, *, augment_vis: bool = False,
                  augment_other: bool = False, seed: int = 0, epoch: int = 0):
         self.images = faceset.images
         self.pairs = np.asarray(pairs, dtype=np.int64)
@@ -578,7 +581,8 @@ class PairDataset(_TorchDataset):
                  if self.augment_other else _to_tensor_batch(other))
         return {"vis": vis, "other": other, "label": torch.from_numpy(self.labels[other_idx].astype(np.int64)),
                 "identity": torch.from_numpy(self.identities[other_idx].astype(np.int64)),
-                "modality": [str(m) for m in self.modalities[other_idx]]}
+                "modality": [str(m) for m in self.modalities[other_idx]],
+                "vis_index": torch.from_numpy(vis_idx.astype(np.int64))}
 
     def __getitem__(self, i: int):
         b = self.__getitems__([int(i)])
