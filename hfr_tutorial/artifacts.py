@@ -211,7 +211,8 @@ def load_oracle(preset: str | Preset | None = None, seed: int = 0, progress: boo
     """The joint oracle: the same network trained from scratch on all modalities, cached.
 
     It gets the baseline's compute budget (the same number of optimisation steps), so it sees
-    each image a third as often: a reference, not a ceiling.
+    each image a third as often: a reference, not a ceiling.  It trains without augmentation
+    (``TrainConfig.oracle_augment``).
     """
     preset = get_preset(preset)
     modalities = tuple(preset.data.modalities)
@@ -221,8 +222,8 @@ def load_oracle(preset: str | Preset | None = None, seed: int = 0, progress: boo
     def build(checkpoints: Path) -> TrainResult:
         faceset = load_faceset(preset, seed, progress)
         return train_recognizer(faceset.select(split="train"), preset.train, epochs=epochs, modalities=modalities,
-                                dev_set=faceset.select(split="dev"), seed=seed, checkpoint_dir=checkpoints,
-                                progress=progress)
+                                augment=preset.train.oracle_augment, dev_set=faceset.select(split="dev"), seed=seed,
+                                checkpoint_dir=checkpoints, progress=progress)
 
     return _model_artifact(preset, "oracle", "joint/oracle", payload, build, rebuild)
 

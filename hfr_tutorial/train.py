@@ -204,9 +204,10 @@ def _run_epochs(*, what: str, epochs: int, steps_per_epoch: int, batches: Callab
 # 1. Recogniser from scratch: the RGB baseline and the joint oracle
 # ------------------------------------------------------------------------------------------------
 def train_recognizer(train_set: Any, config: TrainConfig, *, epochs: int | None = None,
-                     modalities: Sequence[str] = ("vis",), dev_set: Any = None, seed: int = 0,
-                     device: str | torch.device | None = None, checkpoint_dir: str | Path | None = None,
-                     progress: bool = True, stop_after_epoch: int | None = None) -> TrainResult:
+                     modalities: Sequence[str] = ("vis",), augment: bool = True, dev_set: Any = None,
+                     seed: int = 0, device: str | torch.device | None = None,
+                     checkpoint_dir: str | Path | None = None, progress: bool = True,
+                     stop_after_epoch: int | None = None) -> TrainResult:
     """Train an EdgeFace from scratch with a margin head on the identity labels of ``train_set``.
 
     Args:
@@ -215,6 +216,8 @@ def train_recognizer(train_set: Any, config: TrainConfig, *, epochs: int | None 
             learning rate, head, epochs).
         epochs: overrides ``config.baseline_epochs``.
         modalities: ``("vis",)`` for the RGB baseline; all three for the joint oracle.
+        augment: flips, crops and VIS colour jitter (see :meth:`FaceSet.loader`); the baseline uses
+            them, the oracle does not (``TrainConfig.oracle_augment``).
         dev_set: optional FaceSet of other identities; each epoch reports its rank-1.
         checkpoint_dir: where ``last.pt`` is written after each epoch and resumed from.
         stop_after_epoch: stop early after this epoch (simulates an interruption).
@@ -235,7 +238,7 @@ def train_recognizer(train_set: Any, config: TrainConfig, *, epochs: int | None 
                          "lower the batch size or add images.")
 
     def batches(epoch: int) -> Any:
-        return data.loader(config.batch_size, shuffle=True, augment=True, seed=seed, epoch=epoch, drop_last=True,
+        return data.loader(config.batch_size, shuffle=True, augment=augment, seed=seed, epoch=epoch, drop_last=True,
                            num_workers=config.num_workers)
 
     steps_per_epoch = len(batches(0))
@@ -258,7 +261,7 @@ def train_recognizer(train_set: Any, config: TrainConfig, *, epochs: int | None 
         validate = lambda: dev_rank1(model, dev, protocols)  # noqa: E731
 
     fingerprint = {"kind": "recognizer", "config": asdict(config), "epochs": epochs, "modalities": list(modalities),
-                   "seed": seed, "n": len(data)}
+                   "augment": augment, "seed": seed, "n": len(data)}
     what = "oracle" if len(modalities) > 1 else "baseline"
     t0 = time.perf_counter()
     history = _run_epochs(

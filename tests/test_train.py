@@ -169,3 +169,12 @@ def test_adaptation_with_and_without_vis_augmentation(tiny_faceset, tiny_baselin
     finally:
         train_module.teacher_embeddings = original
     assert calls == [1]
+
+
+def test_recognizer_augment_switch(tiny_faceset):
+    """``augment=False`` (the oracle's setting) trains on the images as they are: other weights, still finite."""
+    data = tiny_faceset.select(split="train")
+    plain = train_recognizer(data, TINY.train, epochs=1, augment=False, progress=False)
+    augmented = train_recognizer(data, TINY.train, epochs=1, augment=True, progress=False)
+    assert np.isfinite(plain.history["loss"]).all()
+    assert not _same_weights(plain.model, augmented.model)
