@@ -157,3 +157,30 @@ def test_loader_errors(fs):
         fs.subset(np.zeros(len(fs), bool)).loader(4)
     with pytest.raises(ValueError, match="nothing to pair"):
         fs.select(modality="vis").pair_loader(4)
+
+
+def test_augment_batch_geometry_matches_plain_numpy(fs):
+    """Draws that ask for no crop give the image itself, or its mirror; a crop is that square resized."""
+
+    from hfr_tutorial.data.faceset import AUGMENT_DRAWS, augment_batch
+
+    img = fs.select(modality="nir").images[:1]
+    keep = np.full((1, AUGMENT_DRAWS), 0.5, np.float32)
+    keep[0, 1] = 1.0  # crop side = 100 %: no crop
+    mirror = keep.copy()
+    mirror[0, 0] = 0.0  # flip
+    expected = img.astype(np.float32) / 255
+    as_is = augment_batch(img, keep, [False])[0].permute(1, 2, 0).numpy()
+    flipped = augment_batch(img, mirror, [False])[0].permute(1, 2, 0).numpy()
+    assert np.allclose(as_is, expected, atol=1e-5)
+    assert np.allclose(flipped, expected[:, :, ::-1], atol=1e-5)
+    half = np.zeros((1, AUGMENT_DRAWS), np.float32)  # smallest crop (88 %), top-left corner, no flip
+    half[0, 0] = 0.9
+    cropped = augment_batch(img, half, [False])[0].permute(1, 2, 0).numpy()
+    side = int(round(img.shape[1] * 0.88))
+    reference = torch.nn.functional.interpolate(torch.from_numpy(expected[:, :side, :side]).permute(0, 3, 1, 2),
+                                                size=img.shape[1:3], mode="bilinear", align_corners=False)
+    reference = reference[0].permute(1, 2, 0).numpy()
+    # inside the crop the two agree; on its last row and column grid_sample reads the image's next
+    # pixel where a cropped array can only repeat its edge
+    assert np.allclose(cropped[:-1, :-1], reference[:-1, :-1], atol=1e-5)
