@@ -73,14 +73,19 @@ def warmup_cosine(total_steps: int, warmup_fraction: float) -> Callable[[int], f
     return factor
 
 
+FUSED_ADAMW_DEVICES = ("cpu", "cuda")
+"""Device types whose AdamW has the fused kernel (torch checks this only at the first step)."""
+
+
 def adamw(params: Sequence[nn.Parameter], lr: float, weight_decay: float) -> torch.optim.AdamW:
-    """AdamW with the fused kernel (one update for all tensors: about 4x faster than the per-tensor
-    loop on a CPU, where it is a tenth of a training step); plain AdamW where fusing is unavailable."""
+    """AdamW, with the fused kernel when every parameter is a float tensor on a CPU or CUDA device.
+
+    The fused update handles all tensors at once: about 4x faster than the per-tensor loop on a CPU,
+    where the optimiser step was a tenth of a training step.
+    """
     params = list(params)
-    try:
-        return torch.optim.AdamW(params, lr=lr, weight_decay=weight_decay, fused=True)
-    except (RuntimeError, TypeError, ValueError):  # e.g. a device or dtype without a fused kernel
-        return torch.optim.AdamW(params, lr=lr, weight_decay=weight_decay)
+    fused = bool(params) and all(p.device.type in FUSED_ADAMW_DEVICES and p.is_floating_point() for p in params)
+    return torch.optim.AdamW(params, lr=lr, weight_decay=weight_decay, fused=fused or None)
 
 
 def _check_finite(loss: torch.Tensor, epoch: int, step: int, global_step: int, lr: float, what: str) -> None:

@@ -155,20 +155,23 @@ def test_teacher_targets_are_the_teachers_embeddings_of_each_batch(tiny_faceset,
     assert torch.allclose(table[batch["vis_index"]], direct, atol=1e-4)
 
 
-def test_adaptation_with_and_without_vis_augmentation(tiny_faceset, tiny_baseline):
+def test_adaptation_with_and_without_vis_augmentation(tiny_faceset, tiny_baseline, monkeypatch):
     """Both settings train; only the un-augmented one can use the precomputed teacher targets."""
     data = tiny_faceset.select(split="train")
     calls = []
     original = train_module.teacher_embeddings
-    train_module.teacher_embeddings = lambda *a, **k: calls.append(1) or original(*a, **k)
-    try:
-        for augment in (False, True):
-            config = TINY.replace(train__adapt_augment_vis=augment, train__adapt_epochs=1).train
-            result = adapt_cross_spectral(tiny_baseline.model, data, config, progress=False)
-            assert np.isfinite(result.history["loss"]).all()
-    finally:
-        train_module.teacher_embeddings = original
+    monkeypatch.setattr(train_module, "teacher_embeddings", lambda *a, **k: calls.append(1) or original(*a, **k))
+    for augment in (False, True):
+        config = TINY.replace(train__adapt_augment_vis=augment, train__adapt_epochs=1).train
+        result = adapt_cross_spectral(tiny_baseline.model, data, config, progress=False)
+        assert np.isfinite(result.history["loss"]).all()
     assert calls == [1]
+
+
+def test_adamw_fuses_only_where_torch_has_the_kernel():
+    cpu = train_module.adamw([torch.nn.Parameter(torch.zeros(3))], lr=1e-3, weight_decay=0.0)
+    meta = train_module.adamw([torch.nn.Parameter(torch.zeros(3, device="meta"))], lr=1e-3, weight_decay=0.0)
+    assert cpu.defaults["fused"] is True and not meta.defaults["fused"]
 
 
 def test_recognizer_augment_switch(tiny_faceset):
