@@ -184,3 +184,15 @@ def test_augment_batch_geometry_matches_plain_numpy(fs):
     # inside the crop the two agree; on its last row and column grid_sample reads the image's next
     # pixel where a cropped array can only repeat its edge
     assert np.allclose(cropped[:-1, :-1], reference[:-1, :-1], atol=1e-5)
+
+
+def test_loaders_give_the_same_batches_with_worker_processes(fs):
+    """Augmentation draws depend on (seed, epoch, index) only, so worker processes change nothing."""
+    tr = fs.select(split="train")
+    main = list(tr.loader(8, augment=True, seed=1, epoch=2))
+    workers = list(tr.loader(8, augment=True, seed=1, epoch=2, num_workers=2))
+    assert len(main) == len(workers)
+    assert all(torch.equal(a[0], b[0]) and torch.equal(a[1], b[1]) for a, b in zip(main, workers))
+    pairs = list(tr.pair_loader(4, seed=1, augment_vis=True, num_workers=2))
+    assert all(torch.equal(a["vis"], b["vis"]) and torch.equal(a["vis_index"], b["vis_index"])
+               for a, b in zip(tr.pair_loader(4, seed=1, augment_vis=True), pairs))
