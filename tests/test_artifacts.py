@@ -8,7 +8,7 @@ import pytest
 import torch
 
 from hfr_tutorial import artifacts
-from hfr_tutorial.artifacts import load_adapted, load_baseline, load_faceset
+from hfr_tutorial.artifacts import load_adapted, load_baseline, load_faceset, load_oracle
 from hfr_tutorial.config import get_preset
 from hfr_tutorial.train import AdaptSettings
 
@@ -51,6 +51,20 @@ def test_models_are_built_once_then_loaded():
     assert adapted.trainable_params == 3_328 and adapted.total_params == 1_244_744
     again = load_adapted(AdaptSettings(policy="layernorm"), TINY, progress=False)
     assert again.from_cache and _weights_equal(adapted.model, again.model)
+
+
+def test_oracle_trains_its_own_epochs_over_every_modality():
+    one = load_oracle(TINY, progress=False)
+    two = load_oracle(TINY.replace(train__oracle_epochs=2), progress=False)
+    assert list(one.history["epoch"]) == [1] and list(two.history["epoch"]) == [1, 2]
+    assert two.key != one.key and not two.from_cache
+
+
+@pytest.mark.parametrize("field, value", [("oracle_epochs", 0), ("baseline_epochs", 2.5), ("batch_size", True),
+                                          ("adapt_lr", 0.0)])
+def test_train_config_refuses_counts_and_rates_that_cannot_train(field, value):
+    with pytest.raises(ValueError, match=f"TrainConfig.{field}="):
+        TINY.replace(**{f"train__{field}": value})
 
 
 def test_another_configuration_gets_another_entry():
