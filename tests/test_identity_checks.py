@@ -47,8 +47,10 @@ def test_report_marks_a_missed_target():
          "modality_probe_accuracy": 0.99, "pixel_rank1": {"vis->vis": 0.5, "nir->vis": 0.1, "thermal->vis": 0.3},
          "grey_vis_cost": 0.01, "oracle_cross_over_vis": {"nir->vis": 0.9, "thermal->vis": 0.6},
          "baseline_cross_below_vis": {"nir->vis": 0.6, "thermal->vis": 0.9},
-         "rank1": {"baseline": {"vis->vis": 0.9, "nir->vis": 0.3, "thermal->vis": 0.0}}}
+         "rank1": {"baseline": {"vis->vis": 0.9, "nir->vis": 0.3, "thermal->vis": 0.0}},
+         "oracle_budget": {"oracle_epochs": 10, "baseline_epochs": 20, "modalities": 3}}
     text = ic.render(r)
+    assert "The oracle trained 10 epochs over the 3 modalities without augmentation: 1.5x the optimisation steps" in text
     assert "| oracle thermal->vis / its vis->vis | 0.600 | >= 0.80 | **no** |" in text
     assert "| oracle nir->vis / its vis->vis | 0.900 | >= 0.80 | yes |" in text
     assert "| pixel NN rank-1 thermal->vis / vis->vis | 0.300 / 0.500 | <= half | **no** |" in text
