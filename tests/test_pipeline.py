@@ -2,9 +2,11 @@
 from __future__ import annotations
 
 import json
+import time
 
 import pytest
 
+from hfr_tutorial import pipeline
 from hfr_tutorial.__main__ import main
 from hfr_tutorial.config import get_preset
 from hfr_tutorial.pipeline import gap_recovery, run_pipeline
@@ -15,9 +17,23 @@ TINY = get_preset("smoke").replace(
 
 
 @pytest.mark.slow
-def test_run_pipeline_writes_metrics_figures_and_report(tmp_path):
+def test_run_pipeline_writes_metrics_figures_and_report(tmp_path, monkeypatch):
+    write_figures = pipeline.write_figures
+
+    started = []
+
+    def slow_figures(*args, **kwargs):  # the reported wall time must include drawing the figures
+        started.append(time.perf_counter())
+        time.sleep(1.0)
+        return write_figures(*args, **kwargs)
+
+    monkeypatch.setattr(pipeline, "write_figures", slow_figures)
+    t0 = time.perf_counter()
     metrics = run_pipeline(TINY, out=tmp_path, runs=["paper/contrastive+distill", "paper/contrastive"], progress=False)
+    elapsed = time.perf_counter() - t0
     on_disk = json.loads((tmp_path / "metrics.json").read_text())
+    assert started[0] - t0 + 1.0 - 0.2 < on_disk["wall_seconds"] <= elapsed + 0.1
+    assert f"Wall time {on_disk['wall_seconds']:.0f} s" in (tmp_path / "report.md").read_text()
     assert on_disk["runs"].keys() == {"paper/contrastive+distill", "paper/contrastive"}
     for record in [on_disk["baseline"], *on_disk["runs"].values()]:
         assert {"trainable_params", "total_params", "train_seconds", "protocols"} <= set(record)
