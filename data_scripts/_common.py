@@ -42,13 +42,19 @@ except ImportError:  # run from a checkout without `pip install -e .`
 
 from hfr_tutorial.data.align import align_face, estimate_transform, template
 from hfr_tutorial.data.faceset import KNOWN_MODALITIES, SPLITS
+from hfr_tutorial.data.imageio import to_rgb8
 from hfr_tutorial.data.layout import (
     LAYOUT_FORMAT,
+    LAYOUT_OWNED,
     LAYOUT_VERSION,
     PROTOCOL_COLUMNS,
     ROLES,
     LayoutError,
+    check_layout_target,
+    install_layout,
+    staging_dir,
     validate_layout,
+    write_protocol_csv,
 )
 
 IMAGE_EXTENSIONS: tuple[str, ...] = (".jpg", ".jpeg", ".bmp", ".png", ".tif", ".tiff")
@@ -110,6 +116,15 @@ def require_root(root: Path, folder: str, holds: str) -> Path:
         raise DatasetError(f"--root {root}: no such folder. Point --root at {folder} (the folder that holds "
                            f"{holds}).")
     return root
+
+
+def check_out_outside_root(out: Path, root: Path) -> None:
+    """Refuse an ``--out`` that is ``--root`` or lies inside it: a converter never writes into the dataset."""
+    o, r = Path(out).expanduser().resolve(), Path(root).expanduser().resolve()
+    if o == r or r in o.parents:
+        raise DatasetError(f"--out {out} lies inside --root {root}: the layout would be written into the dataset "
+                           f"folder, which converters only read. Choose an --out outside it, e.g. "
+                           f"{r.parent / (r.name + '-layout')}.")
 
 
 def expect_dir(root: Path, rel: str, folder: str, holds: str) -> Path:
@@ -345,32 +360,22 @@ def _points_ok(points: np.ndarray, width: int, height: int) -> str:
 # ---------------------------------------------------------------------- images
 
 def read_image(path: Path) -> np.ndarray:
-    """Decode a source image as uint8 (H, W, 3): grey is replicated, 16-bit is divided by 257 (as Bob does)."""
+    """Decode a source image as uint8 (H, W, 3): grey is replicated, 16-bit is divided by 257 (as Bob does).
+
+    The conversion is :func:`hfr_tutorial.data.imageio.to_rgb8`, the one the layout reader uses too.
+    """
     try:
         with Image.open(path) as im:
             im.load()
-            mode = im.mode
-            if mode in ("I;16", "I;16B", "I;16L", "I;16N", "I"):
-                arr = np.asarray(im).astype(np.float64)
-                if mode == "I" and arr.max(initial=0) <= 255:
-                    arr8 = arr
-                else:
-                    arr8 = arr / 257.0
-                arr = np.clip(np.round(arr8), 0, 255).astype(np.uint8)
-            elif mode == "F":
-                arr = np.clip(np.round(np.asarray(im)), 0, 255).astype(np.uint8)
-            elif mode == "L":
-                arr = np.asarray(im, dtype=np.uint8)
-            else:
-                arr = np.asarray(im.convert("RGB"), dtype=np.uint8)
+            return to_rgb8(im)
     except FileNotFoundError:
         raise DatasetError(f"{path}: file not found (it was listed a moment ago).") from None
+    except PermissionError:
+        raise DatasetError(f"{path}: permission denied, so it cannot be read. Make the dataset readable for this "
+                           "user (e.g. chmod -R a+rX on --root).") from None
     except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as err:
         raise DatasetError(f"{path}: does not decode as an image ({err}). Re-copy it from the original "
                            "archive.") from None
-    if arr.ndim == 2:
-        arr = np.repeat(arr[:, :, None], 3, axis=2)
-    return np.ascontiguousarray(arr)
 
 
 def warp_to_template(img: np.ndarray, points: np.ndarray, size: int) -> np.ndarray:
@@ -432,27 +437,22 @@ def protocol_counts(prows: Sequence[Row]) -> dict[str, Any]:
 # ---------------------------------------------------------------------- output
 
 def prepare_out(out: Path, overwrite: bool) -> Path:
-    """Make ``out`` ready: new or empty, or (with ``--overwrite``) a layout whose own files are removed."""
+    """Check ``--out`` before any work; nothing is written or deleted here.
+
+    Accepted: a new or empty folder; a layout (replaced at the end only with ``--overwrite``); with
+    ``--overwrite``, the images/, protocols/ and sources.csv an interrupted run of an older
+    converter left without a dataset.json.  Refused: a file, or a folder holding anything else.
+    """
     out = Path(out)
-    if (out / "dataset.json").exists():
-        if not overwrite:
-            raise DatasetError(f"--out {out}: a layout already exists here. Choose another folder or pass "
-                               "--overwrite to replace it.")
-        try:
-            info = json.loads((out / "dataset.json").read_text())
-        except (OSError, json.JSONDecodeError):
-            info = {}
-        if info.get("format") != LAYOUT_FORMAT:
-            raise DatasetError(f"--out {out}: dataset.json there is not a {LAYOUT_FORMAT}; refusing to delete "
-                               "anything. Choose another folder.")
-        for sub in ("images", "protocols"):
-            if (out / sub).is_dir():
-                shutil.rmtree(out / sub)
-        for f in ("dataset.json", "sources.csv"):
-            (out / f).unlink(missing_ok=True)
-    elif out.exists() and (not out.is_dir() or any(out.iterdir())):
-        raise DatasetError(f"--out {out}: exists and is not an empty folder or a layout. Choose a new folder.")
-    out.mkdir(parents=True, exist_ok=True)
+    try:
+        check_layout_target(out, overwrite, hint="pass --overwrite")
+    except LayoutError as err:
+        raise DatasetError(f"--out {err}") from None
+    if out.is_dir() and not (out / "dataset.json").exists():
+        others = sorted(p.name for p in out.iterdir() if p.name not in LAYOUT_OWNED)
+        if others:
+            raise DatasetError(f"--out {out}: exists and is not an empty folder or a layout (it holds "
+                               f"{others[:5]}). Choose a new folder.")
     return out
 
 
@@ -464,6 +464,11 @@ def finish(args: argparse.Namespace, protocols: Mapping[str, Sequence[Row]], *, 
     ``protocols``: {name: rows}; empty protocols are skipped.  ``default`` names the protocol
     copied to ``protocols/default.csv``.  Returns a summary (also printed): the output folder,
     images written, per-protocol counts, how images were aligned, and warnings.
+
+    Everything is written to a temporary sibling of ``--out`` (``.<name>.partial``) and moved into
+    ``--out`` only once it is complete and validated: a converter that stops (a corrupt source
+    image, Ctrl-C, a full disk) leaves ``--out`` as it was, says so, and the same command runs again
+    (a partial folder left by a killed run is removed by the next one).
     """
     notes = list(notes)
     protocols = {n: list(r) for n, r in protocols.items() if r}
@@ -479,9 +484,41 @@ def finish(args: argparse.Namespace, protocols: Mapping[str, Sequence[Row]], *, 
         check_protocol(name, prows)
     size = int(args.size)
     template(size)  # checks the size
+    if getattr(args, "root", None) is not None:
+        check_out_outside_root(Path(args.out), Path(args.root))
     out = prepare_out(args.out, args.overwrite)
     overrides = read_landmarks_csv(getattr(args, "landmarks", None))
+    ordered = _collect_items(protocols)
+    staged = staging_dir(out)  # everything is written here, then moved into --out in one step
+    try:
+        methods, notes = _write_layout(args, protocols, ordered, staged, overrides, default=default, dataset=dataset,
+                                       converter=converter, source=source, licence=licence, alignment=alignment,
+                                       notes=notes, box_margin=box_margin)
+        for name in list(protocols) + ["default"]:
+            validate_layout(staged, protocol=name, decode=False)
+        install_layout(staged, out)
+    except LayoutError as err:
+        shutil.rmtree(staged, ignore_errors=True)
+        raise DatasetError(str(err).replace(str(staged), str(out)) + "\n" + _stopped_note(out)) from None
+    except BaseException:
+        shutil.rmtree(staged, ignore_errors=True)
+        print(f"{dataset}: stopped. {_stopped_note(out)}", file=sys.stderr)
+        raise
+    n_images = sum(methods.values())
+    summary = {"out": str(out), "images": n_images, "alignment": methods, "default": default,
+               "protocols": {n: protocol_counts(r) for n, r in protocols.items()}, "notes": notes}
+    _print_summary(summary)
+    return summary
 
+
+def _stopped_note(out: Path) -> str:
+    """What a converter that stopped leaves behind, and how to go on."""
+    return (f"Nothing was written to --out {out} (the partial output was removed; a layout already there is "
+            "unchanged). Fix the cause above and run the same command again.")
+
+
+def _collect_items(protocols: Mapping[str, Sequence[Row]]) -> list[Item]:
+    """Every image the protocols use, once, in a stable order; refuses two sources for one output path."""
     items: dict[str, Item] = {}
     for prows in protocols.values():
         for _, _, it in prows:
@@ -491,10 +528,17 @@ def finish(args: argparse.Namespace, protocols: Mapping[str, Sequence[Row]], *, 
             elif prev.source != it.source:
                 raise DatasetError(f"{it.source} and {prev.source} would both become {it.path}; the file names "
                                    "collide. Rename one or report the variant.")
-    ordered = sorted(items.values(), key=lambda it: (it.modality, natural_key(it.identity), natural_key(it.name)))
+    return sorted(items.values(), key=lambda it: (it.modality, natural_key(it.identity), natural_key(it.name)))
 
+
+def _write_layout(args: argparse.Namespace, protocols: Mapping[str, Sequence[Row]], ordered: Sequence[Item],
+                  out: Path, overrides: Mapping[str, np.ndarray], *, default: str, dataset: str, converter: str,
+                  source: str, licence: str, alignment: str, notes: list[str],
+                  box_margin: float) -> tuple[dict[str, int], list[str]]:
+    """Align and write every image, the protocol CSVs, sources.csv and dataset.json into ``out``."""
     from tqdm import tqdm
 
+    size = int(args.size)
     methods: dict[str, int] = {}
     bad: list[str] = []
     source_rows = []
@@ -528,19 +572,16 @@ def finish(args: argparse.Namespace, protocols: Mapping[str, Sequence[Row]], *, 
             src = str(it.source)
         source_rows.append({"path": it.path, "source": src, "alignment": method})
 
-    (out / "protocols").mkdir(exist_ok=True)
     for name, prows in list(protocols.items()) + [("default", protocols[default])]:
-        with open(out / "protocols" / f"{name}.csv", "w", newline="") as fh:
-            writer = csv.DictWriter(fh, fieldnames=list(PROTOCOL_COLUMNS))
-            writer.writeheader()
-            for split, role, it in prows:
-                writer.writerow({"split": split, "role": role, "identity": it.identity, "modality": it.modality,
-                                 "path": it.path})
-    with open(out / "sources.csv", "w", newline="") as fh:
+        write_protocol_csv(out / "protocols" / f"{name}.csv",
+                           [{"split": split, "role": role, "identity": it.identity, "modality": it.modality,
+                             "path": it.path} for split, role, it in prows])
+    with open(out / "sources.csv", "w", newline="", encoding="utf-8") as fh:
         writer = csv.DictWriter(fh, fieldnames=["path", "source", "alignment"])
         writer.writeheader()
         writer.writerows(source_rows)
 
+    notes = list(notes)
     if bad:
         notes.append(f"{len(bad)} annotation(s) were unusable and those images were centre-cropped, e.g. "
                      + "; ".join(bad[:3]))
@@ -557,14 +598,7 @@ def finish(args: argparse.Namespace, protocols: Mapping[str, Sequence[Row]], *, 
         "alignment_counts": methods, "notes": notes,
     }
     (out / "dataset.json").write_text(json.dumps(info, indent=2) + "\n")
-
-    for name in list(protocols) + ["default"]:
-        validate_layout(out, protocol=name, decode=False)
-
-    summary = {"out": str(out), "images": len(ordered), "alignment": methods, "default": default,
-               "protocols": {n: protocol_counts(r) for n, r in protocols.items()}, "notes": notes}
-    _print_summary(summary)
-    return summary
+    return methods, notes
 
 
 def _print_summary(summary: Mapping[str, Any]) -> None:

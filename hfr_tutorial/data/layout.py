@@ -23,14 +23,17 @@ from __future__ import annotations
 
 import csv
 import json
+import os
 import re
-from pathlib import Path
+import shutil
+from pathlib import Path, PurePosixPath
 from typing import TYPE_CHECKING, Any, Mapping, Sequence
 
 import numpy as np
 from PIL import Image, UnidentifiedImageError
 
 from .faceset import KNOWN_MODALITIES, SPLITS
+from .imageio import to_rgb8
 
 if TYPE_CHECKING:  # pragma: no cover
     from .faceset import FaceSet
@@ -41,6 +44,8 @@ LAYOUT_FORMAT = "hfr-tutorial-layout"
 LAYOUT_VERSION = 1
 LAZY_BYTES = 1 << 30  # read lazily above 1 GiB of pixels when ``lazy=None``
 _SAFE_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._+-]*$")
+LAYOUT_OWNED: tuple[str, ...] = ("images", "protocols", "dataset.json", "sources.csv")
+"""What a layout owns inside its root: replaced by an overwrite, nothing else there is touched."""
 
 
 class LayoutError(ValueError):
@@ -52,23 +57,34 @@ class LayoutError(ValueError):
 def load_image(path: str | Path, size: int | None = None) -> np.ndarray:
     """Decode one face image as uint8 (H, W, 3) (grey images are replicated to 3 channels).
 
-    Raises :class:`LayoutError` naming the file when it does not decode or has the wrong size.
+    16-bit images are scaled to 8 bits exactly as the ``data_scripts/`` converters scale them
+    (:func:`hfr_tutorial.data.imageio.to_rgb8`: divided by 257), never clipped.  Raises
+    :class:`LayoutError` naming the file when it cannot be read, does not decode or has the
+    wrong size.
     """
     path = Path(path)
     try:
         with Image.open(path) as im:
             im.load()
-            if im.mode != "RGB":
-                im = im.convert("RGB")
-            arr = np.asarray(im, dtype=np.uint8)
-    except FileNotFoundError:
-        raise LayoutError(f"{path}: file not found. Restore it, or remove its row from the protocol.") from None
+            arr = to_rgb8(im)
     except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as err:
-        raise LayoutError(f"{path}: does not decode as an image ({err}). Re-export it as PNG, "
-                          "or delete it and its protocol rows.") from None
+        raise _open_error(path, err) from None
     if size is not None and arr.shape[:2] != (size, size):
         raise LayoutError(_size_message(path, arr.shape[1], arr.shape[0], size))
     return arr
+
+
+def _open_error(path: Path, err: BaseException) -> LayoutError:
+    """The :class:`LayoutError` for a file that could not be opened or decoded, with the fix for that cause."""
+    if isinstance(err, FileNotFoundError):
+        return LayoutError(f"{path}: file not found. Restore it, or remove its row from the protocol.")
+    if isinstance(err, PermissionError):
+        return LayoutError(f"{path}: permission denied, so it cannot be read. Make it readable for this user "
+                           "(e.g. chmod a+r on the file and its folders), or run as a user who may read it.")
+    if isinstance(err, IsADirectoryError):
+        return LayoutError(f"{path}: is a folder, not an image. Point the protocol row at a PNG file.")
+    return LayoutError(f"{path}: does not decode as an image ({err}). Re-export it as PNG, "
+                       "or delete it and its protocol rows.")
 
 
 def _size_message(path: Path, w: int, h: int, size: int) -> str:
@@ -142,61 +158,164 @@ def write_layout(fs: "FaceSet", root: str | Path, name: str | None = None,
     identity ids survive the round trip.  The ``default`` protocol is written from the set's
     splits (when every image has one); ``protocols`` adds more, as ``{name: rows}`` where rows
     is a pandas DataFrame or a list of dicts with the columns of :data:`PROTOCOL_COLUMNS`.
+
+    Everything is written to a temporary sibling folder first and moved into ``root`` at the
+    end, so an interrupted write leaves ``root`` as it was.  ``overwrite=True`` replaces what a
+    layout owns there (:data:`LAYOUT_OWNED`: images/, protocols/, dataset.json, sources.csv),
+    so no protocol or image of the previous layout survives; other files in ``root`` are kept.
     """
     root = Path(root)
-    if (root / "dataset.json").exists() and not overwrite:
-        raise LayoutError(f"{root / 'dataset.json'}: a layout already exists here. Choose another folder "
-                          "or pass overwrite=True.")
+    check_layout_target(root, overwrite)
     names = fs.identity_names
     used = np.unique(fs.identities)
     bad = [str(names[i]) for i in used if not _SAFE_NAME.match(str(names[i]))]
     if bad:
         raise LayoutError(f"Identity names {bad[:5]} cannot be folder names (letters, digits, '._+-' only, "
                           "not starting with a dot). Rename the identities before writing the layout.")
-    rel_paths = []
-    iterator = range(len(fs))
-    if progress:
-        from tqdm.auto import tqdm
+    rel_paths = [(Path("images") / str(fs.modalities[i]) / str(names[fs.identities[i]]) / f"{i:06d}.png").as_posix()
+                 for i in range(len(fs))]
+    all_protocols = _protocols_to_write(fs, rel_paths, protocols)  # checked before any image is written
+    staged = staging_dir(root)
+    try:
+        iterator: Any = range(len(fs))
+        if progress:
+            from tqdm.auto import tqdm
 
-        iterator = tqdm(iterator, desc=f"writing {root.name}", unit="img")
-    for i in iterator:
-        rel = Path("images") / str(fs.modalities[i]) / str(names[fs.identities[i]]) / f"{i:06d}.png"
-        target = root / rel
-        target.parent.mkdir(parents=True, exist_ok=True)
-        Image.fromarray(np.asarray(fs.images[i], dtype=np.uint8)).save(target, format="PNG")
-        rel_paths.append(rel.as_posix())
-    info = {
-        "format": LAYOUT_FORMAT, "version": LAYOUT_VERSION, "name": name or fs.name,
-        "modalities": [m for m in KNOWN_MODALITIES if m in set(fs.modalities.tolist())],
-        "image_size": fs.image_size, "alignment": alignment, "source": source or str(fs.meta.get("source", "")),
-        "licence": licence, "n_images": len(fs), "identities": [str(n) for n in names],
-    }
-    (root / "dataset.json").write_text(json.dumps(info, indent=2) + "\n")
-    all_protocols: dict[str, list[dict[str, str]]] = {}
+            iterator = tqdm(iterator, desc=f"writing {root.name}", unit="img")
+        for i in iterator:
+            target = staged / rel_paths[i]
+            target.parent.mkdir(parents=True, exist_ok=True)
+            Image.fromarray(np.asarray(fs.images[i], dtype=np.uint8)).save(target, format="PNG")
+        info = {
+            "format": LAYOUT_FORMAT, "version": LAYOUT_VERSION, "name": name or fs.name,
+            "modalities": [m for m in KNOWN_MODALITIES if m in set(fs.modalities.tolist())],
+            "image_size": fs.image_size, "alignment": alignment,
+            "source": source or str(fs.meta.get("source", "")),
+            "licence": licence, "n_images": len(fs), "identities": [str(n) for n in names],
+        }
+        (staged / "dataset.json").write_text(json.dumps(info, indent=2) + "\n")
+        for pname, prow in all_protocols.items():
+            write_protocol_csv(staged / "protocols" / f"{pname}.csv", prow)
+        install_layout(staged, root)
+    except BaseException:
+        shutil.rmtree(staged, ignore_errors=True)
+        raise
+    return root
+
+
+def _protocols_to_write(fs: "FaceSet", rel_paths: Sequence[str],
+                        protocols: Mapping[str, Any] | None) -> dict[str, list[dict[str, str]]]:
+    """The default protocol (from the set's splits) plus ``protocols``, each name and row checked."""
+    names = fs.identity_names
+    out: dict[str, list[dict[str, str]]] = {}
     rows = _default_rows(fs)
     if rows is not None:
         for row, rel, i in zip(rows, rel_paths, range(len(fs))):
             row.update(identity=str(names[fs.identities[i]]), modality=str(fs.modalities[i]), path=rel)
-        all_protocols["default"] = rows
+        out["default"] = rows
     for pname, prow in (protocols or {}).items():
         if hasattr(prow, "to_dict"):
             prow = prow.to_dict("records")
-        all_protocols[pname] = [dict(r) for r in prow]
-    for pname, prow in all_protocols.items():
+        out[pname] = [dict(r) for r in prow]
+    for pname, prow in out.items():
         if not _SAFE_NAME.match(pname):
             raise LayoutError(f"Protocol name {pname!r} cannot be a file name; use letters, digits and '._+-'.")
-        path = root / "protocols" / f"{pname}.csv"
-        path.parent.mkdir(parents=True, exist_ok=True)
-        with open(path, "w", newline="") as fh:
-            writer = csv.DictWriter(fh, fieldnames=list(PROTOCOL_COLUMNS))
-            writer.writeheader()
-            for r in prow:
-                missing = [c for c in PROTOCOL_COLUMNS if c not in r]
-                if missing:
-                    raise LayoutError(f"Protocol {pname!r}: a row lacks columns {missing}; every row needs "
-                                      f"{list(PROTOCOL_COLUMNS)}.")
-                writer.writerow({c: r[c] for c in PROTOCOL_COLUMNS})
-    return root
+        for r in prow:
+            missing = [c for c in PROTOCOL_COLUMNS if c not in r]
+            if missing:
+                raise LayoutError(f"Protocol {pname!r}: a row lacks columns {missing}; every row needs "
+                                  f"{list(PROTOCOL_COLUMNS)}.")
+    return out
+
+
+def write_protocol_csv(path: Path, rows: Sequence[Mapping[str, Any]]) -> None:
+    """Write one protocol CSV (header :data:`PROTOCOL_COLUMNS`, one line per row)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path, "w", newline="", encoding="utf-8") as fh:
+        writer = csv.DictWriter(fh, fieldnames=list(PROTOCOL_COLUMNS))
+        writer.writeheader()
+        for r in rows:
+            writer.writerow({c: r[c] for c in PROTOCOL_COLUMNS})
+
+
+# ---------------------------------------------------------------------- replacing a layout safely
+
+def check_layout_target(root: str | Path, overwrite: bool, *, hint: str = "pass overwrite=True") -> None:
+    """Refuse, before anything is written, a target folder that a layout may not be written to.
+
+    Refused: ``root`` is a file; it holds a layout and ``overwrite`` is False (``hint`` says how
+    the caller's user asks to overwrite, e.g. ``"pass --overwrite"``); its dataset.json is not
+    one of ours (nothing is deleted then); it holds images/ or protocols/ without a dataset.json
+    (an interrupted write) and ``overwrite`` is False.
+    """
+    root = Path(root)
+    if root.exists() and not root.is_dir():
+        raise LayoutError(f"{root}: is a file, not a folder. Choose a folder (new or empty) for the layout.")
+    info_path = root / "dataset.json"
+    if info_path.exists():
+        if not overwrite:
+            raise LayoutError(f"{info_path}: a layout already exists here. Choose another folder or {hint} "
+                              "to replace it.")
+        try:
+            info = json.loads(info_path.read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            info = {}
+        if not isinstance(info, dict) or info.get("format") != LAYOUT_FORMAT:
+            raise LayoutError(f"{info_path}: not the dataset.json of a {LAYOUT_FORMAT}; refusing to replace "
+                              "anything there. Choose another folder.")
+    elif not overwrite and any((root / d).exists() for d in ("images", "protocols")):
+        raise LayoutError(f"{root}: holds images/ or protocols/ but no dataset.json (left by an interrupted "
+                          f"write?). Choose another folder, or {hint} to replace them.")
+
+
+def staging_dir(root: str | Path) -> Path:
+    """A fresh, empty temporary sibling of ``root`` (``.<name>.partial``) to write a layout into.
+
+    The name is fixed, so what an interrupted (even killed) write left there is removed by the
+    next attempt; it lies next to ``root`` so that moving it into place is a rename.
+    """
+    root = Path(root)
+    staged = root.parent / f".{root.name}.partial"
+    if staged.exists():
+        shutil.rmtree(staged)
+    staged.mkdir(parents=True)
+    return staged
+
+
+def install_layout(staged: str | Path, root: str | Path) -> None:
+    """Move the layout written in ``staged`` into ``root``, replacing what ``root``'s layout owned.
+
+    Only renames: ``root`` never holds a mix of two layouts.  An empty or absent ``root``
+    becomes ``staged``; otherwise the entries of :data:`LAYOUT_OWNED` in ``root`` are moved
+    aside, the new ones moved in, and the old ones deleted (put back if a move fails).
+    """
+    staged, root = Path(staged), Path(root)
+    if root.is_dir() and not any(root.iterdir()):
+        root.rmdir()
+    if not root.exists():
+        root.parent.mkdir(parents=True, exist_ok=True)
+        os.replace(staged, root)
+        return
+    old = root.parent / f".{root.name}.replaced"
+    if old.exists():
+        shutil.rmtree(old)
+    old.mkdir()
+    moved_out = [n for n in LAYOUT_OWNED if (root / n).exists() or (root / n).is_symlink()]
+    for n in moved_out:
+        os.replace(root / n, old / n)
+    moved_in: list[str] = []
+    try:
+        for child in sorted(staged.iterdir()):
+            os.replace(child, root / child.name)
+            moved_in.append(child.name)
+    except BaseException:
+        for n in moved_in:
+            os.replace(root / n, staged / n)
+        for n in moved_out:
+            os.replace(old / n, root / n)
+        raise
+    shutil.rmtree(old, ignore_errors=True)
+    shutil.rmtree(staged, ignore_errors=True)
 
 
 # ---------------------------------------------------------------------- reading and validation
@@ -212,9 +331,14 @@ def read_dataset_json(root: str | Path) -> dict[str, Any]:
         raise LayoutError(f"{path}: missing. Every layout needs a dataset.json with at least name, modalities "
                           "and image_size; FaceSet.write_layout or the data_scripts/ converters write one.")
     try:
-        info = json.loads(path.read_text())
-    except json.JSONDecodeError as err:
-        raise LayoutError(f"{path}: not valid JSON ({err}). Fix the syntax.") from None
+        info = json.loads(path.read_text(encoding="utf-8-sig"))
+    except (json.JSONDecodeError, UnicodeDecodeError) as err:
+        raise LayoutError(f"{path}: not valid UTF-8 JSON ({err}). Fix the syntax.") from None
+    except OSError as err:
+        raise _open_error(path, err) from None
+    if not isinstance(info, dict):
+        raise LayoutError(f"{path}: holds a JSON {type(info).__name__}, not an object with name, modalities "
+                          "and image_size. Fix the file.")
     missing = [k for k in ("name", "modalities", "image_size") if k not in info]
     if missing:
         raise LayoutError(f"{path}: missing keys {missing}. Add them (image_size is the side in pixels, "
@@ -265,21 +389,78 @@ def _scan_images(root: Path, info: dict[str, Any]) -> list[dict[str, str]]:
 
 
 def _read_protocol(path: Path) -> list[dict[str, str]]:
-    with open(path, newline="") as fh:
-        reader = csv.DictReader(fh)
-        missing = [c for c in PROTOCOL_COLUMNS if c not in (reader.fieldnames or [])]
-        if missing:
-            raise LayoutError(f"{path}: missing columns {missing}. The header must be "
-                              f"{','.join(PROTOCOL_COLUMNS)}.")
-        return [dict(r) for r in reader]
+    """The rows of a protocol CSV (a UTF-8 byte-order mark and CRLF line ends are fine)."""
+    try:
+        with open(path, newline="", encoding="utf-8-sig") as fh:
+            reader = csv.DictReader(fh)
+            fields = [(f or "").strip() for f in (reader.fieldnames or [])]
+            missing = [c for c in PROTOCOL_COLUMNS if c not in fields]
+            if missing:
+                raise LayoutError(f"{path}: missing columns {missing}. The header must be "
+                                  f"{','.join(PROTOCOL_COLUMNS)}.")
+            reader.fieldnames = fields
+            return [dict(r) for r in reader]
+    except UnicodeDecodeError as err:
+        raise LayoutError(f"{path}: not UTF-8 text ({err}). Save the protocol as UTF-8 CSV.") from None
+    except OSError as err:
+        raise _open_error(path, err) from None
+
+
+def _path_problem(rel: str) -> str:
+    """Why a protocol path may not be used ('' when it is fine): it must be relative and stay inside the root."""
+    text = rel.replace("\\", "/")
+    pure = PurePosixPath(text)
+    if not text:
+        return "is empty"
+    if pure.is_absolute() or re.match(r"^[A-Za-z]:", text):
+        return "is absolute"
+    if ".." in pure.parts:
+        return "leaves the layout root through '..'"
+    return ""
+
+
+def _image_problem(f: Path, size: int, decode: bool) -> str:
+    """What is wrong with one image file of a layout ('' when nothing): unreadable, not PNG data, wrong size."""
+    try:
+        with Image.open(f) as im:
+            kind, (w, h) = im.format, im.size
+        if kind != "PNG":
+            return (f"{f}: holds {kind or 'unknown'} data, not PNG; the layout stores lossless PNG. Re-save it as "
+                    "PNG (e.g. PIL: Image.open(f).save(f, format='PNG')).")
+        if (w, h) != (size, size):
+            return _size_message(f, w, h, size)
+        if decode:
+            load_image(f, size)
+    except LayoutError as err:
+        return str(err)
+    except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as err:
+        return str(_open_error(f, err))
+    return ""
+
+
+SPLIT_PAIRS: tuple[tuple[str, str], ...] = (("train", "dev"), ("train", "eval"), ("dev", "eval"))
+"""Pairs of splits that may share no identity."""
 
 
 def _check_rows(root: Path, rows: list[dict[str, str]], source: Path | None, size: int, decode: bool) -> list[str]:
-    """Every problem of the rows, one message each (empty list = fine)."""
+    """Every problem of the rows, one message each (empty list = fine).
+
+    The one place the layout's rules live: :func:`validate_layout` and :func:`read_layout` both
+    call it, so what one accepts the other reads.
+    """
     where = str(source) if source is not None else str(root / "images")
+    if not rows:
+        if source is not None:
+            return [f"{source}: has a header but no rows, so it uses no image. Add one row per image use "
+                    f"({','.join(PROTOCOL_COLUMNS)}) or delete the file."]
+        return [f"{root / 'images'}: holds no images. Put faces in images/<modality>/<identity>/<name>.png."]
     problems: list[str] = []
     for n, r in enumerate(rows, start=2):  # row 1 is the header
         loc = f"{where}, row {n}" if source is not None else where
+        if any(r.get(c) is None for c in PROTOCOL_COLUMNS):
+            problems.append(f"{loc}: has fewer than the {len(PROTOCOL_COLUMNS)} fields "
+                            f"{','.join(PROTOCOL_COLUMNS)}. Complete the row or remove it.")
+            continue
         if r["modality"] not in KNOWN_MODALITIES:
             problems.append(f"{loc}: unknown modality {r['modality']!r}. Allowed: {list(KNOWN_MODALITIES)}.")
             continue
@@ -288,6 +469,11 @@ def _check_rows(root: Path, rows: list[dict[str, str]], source: Path | None, siz
                 problems.append(f"{loc}: split {r['split']!r} must be one of {list(SPLITS)}.")
             if r["role"] not in ROLES:
                 problems.append(f"{loc}: role {r['role']!r} must be one of {list(ROLES)}.")
+        why = _path_problem(r["path"])
+        if why:
+            problems.append(f"{loc}: path {r['path']!r} {why}; paths must be relative to the layout root {root} "
+                            "and stay inside it (e.g. images/<modality>/<identity>/<name>.png). Fix the row.")
+            continue
         f = root / r["path"]
         if not f.is_file():
             problems.append(f"{loc}: file {r['path']!r} is absent. Restore {f} or remove the row.")
@@ -298,46 +484,47 @@ def _check_rows(root: Path, rows: list[dict[str, str]], source: Path | None, siz
                             f"modality={r['modality']!r}, identity={r['identity']!r}. Make them agree.")
         if f.suffix.lower() in (".jpg", ".jpeg"):
             problems.append(f"{f}: JPEG is lossy; the layout stores PNG. Re-export it as PNG.")
-        try:
-            if decode:
-                load_image(f, size)
-            else:
-                with Image.open(f) as im:
-                    if im.size != (size, size):
-                        problems.append(_size_message(f, im.size[0], im.size[1], size))
-        except LayoutError as err:
-            problems.append(str(err))
-        except (UnidentifiedImageError, OSError) as err:
-            problems.append(f"{f}: does not decode as an image ({err}). Re-export it as PNG, "
-                            "or delete it and its protocol rows.")
+        else:
+            why = _image_problem(f, size, decode)
+            if why:
+                problems.append(why)
         if len(problems) >= 20:
             problems.append("... (stopped after 20 problems)")
             break
     if source is not None:
         by_split: dict[str, set[str]] = {s: set() for s in SPLITS}
         for r in rows:
-            if r["split"] in by_split:
+            if r.get("split") in by_split and r.get("identity") is not None:
                 by_split[r["split"]].add(r["identity"])
-        for other in ("dev", "eval"):
-            leak = sorted(by_split["train"] & by_split[other])
+        for a, b in SPLIT_PAIRS:
+            leak = sorted(by_split[a] & by_split[b])
             if leak:
-                problems.append(f"{source}: identities {leak[:10]} appear in both 'train' and {other!r}: "
-                                "a leak between training and testing, refused. Give each identity one split.")
+                what = "training and testing" if a == "train" else "choosing settings (dev) and reporting (eval)"
+                problems.append(f"{source}: identities {leak[:10]} appear in both {a!r} and {b!r}: a leak between "
+                                f"{what}, refused. Give each identity one split.")
     return problems
 
 
-def validate_layout(root: str | Path, protocol: str | None = None, decode: bool = True) -> dict[str, Any]:
-    """Check a layout; raise :class:`LayoutError` listing every problem, else return a short report.
-
-    ``decode=True`` decodes every image (slow for big sets); ``False`` reads headers only.
-    """
-    root = Path(root)
+def _checked_rows(root: Path, protocol: str | None, decode: bool,
+                  doing: str) -> tuple[dict[str, Any], Path | None, list[dict[str, str]]]:
+    """dataset.json, the protocol file (None: every image) and its rows, or a LayoutError listing every problem."""
     info = read_dataset_json(root)
     source = _choose_protocol(root, protocol)
     rows = _read_protocol(source) if source is not None else _scan_images(root, info)
     problems = _check_rows(root, rows, source, int(info["image_size"]), decode)
     if problems:
-        raise LayoutError(f"{len(problems)} problem(s) in the layout at {root}:\n  " + "\n  ".join(problems))
+        raise LayoutError(f"{len(problems)} problem(s) {doing} the layout at {root}:\n  " + "\n  ".join(problems))
+    return info, source, rows
+
+
+def validate_layout(root: str | Path, protocol: str | None = None, decode: bool = True) -> dict[str, Any]:
+    """Check a layout; raise :class:`LayoutError` listing every problem, else return a short report.
+
+    ``decode=True`` decodes every image (slow for big sets); ``False`` reads headers only.  The
+    rules are those :func:`read_layout` applies (one checking function serves both).
+    """
+    root = Path(root)
+    info, source, rows = _checked_rows(root, protocol, decode, "in")
     return {"root": str(root), "name": info["name"], "protocol": source.stem if source else None,
             "images": len(rows), "identities": len({r["identity"] for r in rows}),
             "modalities": sorted({r["modality"] for r in rows})}
@@ -354,15 +541,10 @@ def read_layout(root: str | Path, protocol: str | None = None, lazy: bool | None
     from .faceset import FaceSet
 
     root = Path(root)
-    info = read_dataset_json(root)
+    info, source, rows = _checked_rows(root, protocol, False, "reading")
     size = int(info["image_size"])
-    source = _choose_protocol(root, protocol)
-    rows = _read_protocol(source) if source is not None else _scan_images(root, info)
     if lazy is None:
         lazy = len(rows) * size * size * 3 > LAZY_BYTES
-    problems = _check_rows(root, rows, source, size, decode=False)
-    if problems:
-        raise LayoutError(f"{len(problems)} problem(s) reading the layout at {root}:\n  " + "\n  ".join(problems))
     names = list(info.get("identities") or [])
     known = set(names)
     extra = sorted({r["identity"] for r in rows} - known)
@@ -373,7 +555,7 @@ def read_layout(root: str | Path, protocol: str | None = None, lazy: bool | None
         images: Any = LazyImages(paths, size)
     else:
         images = np.empty((len(rows), size, size, 3), np.uint8)
-        iterator = range(len(rows))
+        iterator: Any = range(len(rows))
         if progress:
             from tqdm.auto import tqdm
 
