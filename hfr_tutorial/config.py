@@ -16,6 +16,8 @@ Taught in: ``notebooks/00_data_and_modality_gap.ipynb`` (presets) and every note
 from __future__ import annotations
 
 import dataclasses
+import errno
+import math
 import os
 import random
 from dataclasses import dataclass
@@ -47,6 +49,23 @@ class DataConfig:
     @property
     def n_ids(self) -> int:
         return self.n_train_ids + self.n_dev_ids + self.n_eval_ids
+
+
+def check_number(name: str, value: Any, bound: str, what: str, fix: str) -> None:
+    """Refuse a setting that is not a finite real number within ``bound`` ("> 0", ">= 0", "0..1" or "any").
+
+    NaN, infinities, booleans and non-numbers are refused too: a NaN weight or an infinite learning
+    rate trains nonsense (or nothing) without another error.  The message names the setting, why it
+    is wrong and ``fix``.
+    """
+    ok = isinstance(value, (int, float, np.integer, np.floating)) and not isinstance(value, bool) \
+        and math.isfinite(value)
+    if ok:
+        ok = {"> 0": value > 0, ">= 0": value >= 0, "0..1": 0 <= value <= 1, "any": True}[bound]
+    if not ok:
+        need = {"> 0": "a finite number > 0", ">= 0": "a finite number >= 0", "0..1": "a number from 0 to 1",
+                "any": "a finite number"}[bound]
+        raise ValueError(f"{name}={value!r} is invalid: {what} must be {need}; {fix}.")
 
 
 @dataclass(frozen=True)
@@ -94,9 +113,19 @@ class TrainConfig:
             if isinstance(value, bool) or not isinstance(value, int) or value < 1:
                 raise ValueError(f"TrainConfig.{name}={value!r} is invalid: it counts epochs, images or pairs, so "
                                  "give a whole number >= 1 (e.g. preset.replace(train__" + name + "=...)).")
-        for name in ("baseline_lr", "adapt_lr"):
-            if not getattr(self, name) > 0:
-                raise ValueError(f"TrainConfig.{name}={getattr(self, name)!r} is invalid: a learning rate must be > 0.")
+        if isinstance(self.num_workers, bool) or not isinstance(self.num_workers, int) or self.num_workers < 0:
+            raise ValueError(f"TrainConfig.num_workers={self.num_workers!r} is invalid: give a whole number >= 0 "
+                             "(0 loads batches in the training process).")
+        for name, low, why in self._NUMBERS:
+            check_number(f"TrainConfig.{name}", getattr(self, name), low, why,
+                         fix=f"e.g. preset.replace(train__{name}=...)")
+
+    # (field, bound, what it is): "> 0" strictly positive, ">= 0" may be zero, "0..1" a fraction, "any" finite.
+    _NUMBERS = (("baseline_lr", "> 0", "a learning rate"), ("adapt_lr", "> 0", "a learning rate"),
+                ("head_scale", "> 0", "the margin head's scale"), ("head_margin", ">= 0", "the margin head's margin"),
+                ("temperature", "> 0", "the InfoNCE temperature"), ("margin", "any", "the pairwise loss's margin"),
+                ("distill_weight", ">= 0", "the self-distillation weight (0 switches it off)"),
+                ("weight_decay", ">= 0", "the weight decay"), ("warmup_fraction", "0..1", "a fraction of the steps"))
 
 
 @dataclass(frozen=True)
@@ -159,16 +188,53 @@ def get_preset(preset: str | Preset | None = None) -> Preset:
     return PRESETS[name]
 
 
+class CacheError(OSError):
+    """The artifact cache (``HFR_CACHE``) cannot be used: not a folder, or not writable where it must be.
+
+    An ``OSError``, so code that turns file-system errors into messages handles it; its text names
+    ``HFR_CACHE``, the path and what to do.
+    """
+
+
 def cache_dir() -> Path:
-    """The artifact cache: ``HFR_CACHE`` if set, else ``~/.cache/hfr-tutorial`` (created)."""
+    """The artifact cache: ``HFR_CACHE`` if set, else ``~/.cache/hfr-tutorial`` (created).
+
+    Raises :class:`CacheError` naming ``HFR_CACHE`` when the path is a file (or lies under one) or
+    cannot be created.  A read-only cache that already exists is returned: entries it holds can
+    still be loaded (:mod:`hfr_tutorial.artifacts` says so when one must be built).
+    """
     root = os.environ.get(CACHE_ENV)
     if root:
         path = Path(root).expanduser()
     else:
         base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
         path = Path(base) / "hfr-tutorial"
-    path.mkdir(parents=True, exist_ok=True)
+    if path.is_dir():
+        return path
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+    except OSError as err:
+        raise CacheError(f"{cache_problem(path, err)} {cache_fix()}") from None
     return path
+
+
+def cache_problem(path: Path, err: BaseException) -> str:
+    """One sentence: why the cache folder ``path`` could not be made or written (``err``), naming the setting."""
+    where = f"{CACHE_ENV}={os.environ[CACHE_ENV]!r}" if os.environ.get(CACHE_ENV) else f"the default cache {str(path)!r}"
+    blocker = next((p for p in (path, *path.parents) if p.exists() and not p.is_dir()), None)
+    if blocker is not None:
+        return f"The artifact cache ({where}) cannot be a folder: {blocker} is a file."
+    if isinstance(err, PermissionError) or getattr(err, "errno", None) in (errno.EACCES, errno.EROFS, errno.EPERM):
+        return f"The artifact cache ({where}) is not writable ({err.strerror or err})."
+    return f"The artifact cache ({where}) cannot be used ({type(err).__name__}: {err})."
+
+
+def cache_fix(missing_entry: bool = False) -> str:
+    """What to do about an unusable cache (``missing_entry``: an entry must be built in a read-only one)."""
+    fix = f"Point {CACHE_ENV} at a folder you can write (e.g. export {CACHE_ENV}=$HOME/.cache/hfr-tutorial)"
+    if missing_entry:
+        fix += ", or build the missing entry once where the cache is writable and share that folder"
+    return fix + "."
 
 
 def assets_dir(required: bool = False) -> Path | None:

@@ -33,7 +33,7 @@ import torch
 from torch import nn
 from tqdm.auto import tqdm
 
-from .config import TrainConfig, get_device, seed_everything
+from .config import TrainConfig, check_number, get_device, seed_everything
 from .losses import CrossModalInfoNCE, PairwiseContrastiveLoss, SelfDistillationLoss
 from .models.edgeface import EMBEDDING_DIM, EdgeFace, create_edgeface, normalize
 from .models.heads import make_head
@@ -295,6 +295,20 @@ class AdaptSettings:
     distill_weight: float | None = None  # lambda; 0 switches self-distillation off; None: config.distill_weight
     epochs: int | None = None  # None: config.adapt_epochs
     lr: float | None = None  # None: config.adapt_lr
+
+    def __post_init__(self) -> None:
+        """Refuse, before any training, a rate, weight or epoch count that cannot give a meaningful run."""
+        if self.lr is not None:
+            check_number("AdaptSettings.lr", self.lr, "> 0", "a learning rate",
+                         fix="e.g. AdaptSettings(lr=1e-3), or lr=None for the preset's adapt_lr")
+        if self.distill_weight is not None:
+            check_number("AdaptSettings.distill_weight", self.distill_weight, ">= 0",
+                         "the self-distillation weight (0 switches it off)",
+                         fix="e.g. AdaptSettings(distill_weight=3.0), or None for the preset's distill_weight")
+        if self.epochs is not None and (isinstance(self.epochs, bool) or not isinstance(self.epochs, int)
+                                        or self.epochs < 1):
+            raise ValueError(f"AdaptSettings.epochs={self.epochs!r} is invalid: give a whole number >= 1, or None for "
+                             "the preset's adapt_epochs.")
 
     def resolved(self, config: TrainConfig) -> "AdaptSettings":
         """These settings with every ``None`` replaced by the preset's value."""
