@@ -244,8 +244,19 @@ def _dequantize_state_dict(state: Mapping[str, object]) -> dict[str, torch.Tenso
 
 
 def read_checkpoint(path: str | os.PathLike) -> dict[str, torch.Tensor]:
-    """Read an EdgeFace checkpoint file (float or ``_q``) into a float state dict with ``model.`` keys."""
+    """Read an EdgeFace checkpoint file (float or ``_q``) into a float state dict with ``model.`` keys.
+
+    Also accepted: a ``{"state_dict": ...}`` wrapper, a pickled module, and keys prefixed by
+    ``module.`` (saved from ``DataParallel``) or ``_orig_mod.`` (from ``torch.compile``), which are
+    stripped.  Refused with the reason: a folder (its ``.pt`` files are listed), a file that is not
+    a state dict, and weights holding NaN or infinite values (the first bad key is named).
+    """
     path = Path(path)
+    if path.is_dir():
+        found = sorted(p.name for p in path.glob("*.pt"))
+        inside = (f"it holds {', '.join(found[:8])}{' ...' if len(found) > 8 else ''}: pass one of them, e.g. "
+                  f"{str(path / found[0])!r}" if found else "it holds no .pt file: pass the path of the checkpoint file")
+        raise IsADirectoryError(f"EdgeFace checkpoint {str(path)!r} is a folder, not a file; {inside}.")
     if not path.is_file():
         raise FileNotFoundError(
             f"EdgeFace checkpoint {str(path)!r} does not exist. Official weights: {WEIGHTS_HOME} "
@@ -265,10 +276,39 @@ def read_checkpoint(path: str | os.PathLike) -> dict[str, torch.Tensor]:
         state = state["state_dict"]
     if not isinstance(state, dict):
         raise CheckpointError(f"{str(path)!r} holds a {type(state).__name__}, not a state dict.")
-    state = _dequantize_state_dict(state)
+    state = _dequantize_state_dict(_strip_wrapper_prefixes(state))
     if state and not any(k.startswith("model.") for k in state):
         state = {f"model.{k}": v for k, v in state.items()}  # a bare timm state dict
+    _check_finite_weights(state, path)
     return state
+
+
+WRAPPER_PREFIXES: tuple[str, ...] = ("module.", "_orig_mod.")
+"""Key prefixes that wrappers add when their model is saved (DataParallel / DDP, torch.compile)."""
+
+
+def _strip_wrapper_prefixes(state: Mapping[str, object]) -> dict[str, object]:
+    """``state`` without a wrapper prefix that every key carries (repeatedly: ``module._orig_mod.``)."""
+    out = dict(state)
+    changed = True
+    while out and changed:
+        changed = False
+        for prefix in WRAPPER_PREFIXES:
+            if all(k.startswith(prefix) for k in out):
+                out = {k[len(prefix):]: v for k, v in out.items()}
+                changed = True
+    return out
+
+
+def _check_finite_weights(state: Mapping[str, torch.Tensor], path: Path) -> None:
+    """Refuse weights with NaN or infinite values: they would give NaN embeddings without another error."""
+    for key, value in state.items():
+        if isinstance(value, torch.Tensor) and value.is_floating_point() and not bool(torch.isfinite(value).all()):
+            bad = int((~torch.isfinite(value)).sum())
+            raise CheckpointError(
+                f"Checkpoint {str(path)!r}: {key} holds {bad} NaN or infinite value(s) of {value.numel()}, so the "
+                "model would give NaN embeddings. The file is damaged or was saved from a diverged training run: "
+                "download it again or use an earlier checkpoint.")
 
 
 def _guess_variant(state: Mapping[str, torch.Tensor]) -> str | None:
