@@ -10,7 +10,15 @@ model it starts from, and :data:`CACHE_VERSION`.  So
   the ``run`` command and the notebooks share what they built;
 * an entry written by another configuration is simply another key, never used by mistake;
 * an entry that is corrupt (unreadable files, weights that do not fit, a record whose key does
-  not match) is rebuilt, with a warning, never silently used.
+  not match, a file whose sha256 differs from the one recorded in its ``meta.json``) is rebuilt,
+  with a warning, never silently used;
+* one process at a time builds an entry: each entry has a lock (``.<entry>.lock`` beside it, an
+  ``fcntl.flock`` that the system releases when its holder dies, so a killed run never leaves a
+  stale lock).  A second run that needs the entry says which process holds it, waits, then loads
+  what the first one built;
+* a read-only cache serves the entries it holds; one that must build a missing entry there, or an
+  ``HFR_CACHE`` that is not a folder, stops with a :class:`~hfr_tutorial.config.CacheError`
+  naming ``HFR_CACHE`` and what to do.
 
 Training writes its per-epoch checkpoints inside the entry, so an interrupted build resumes.
 
@@ -18,20 +26,26 @@ Taught in: every notebook's setup cell; ``notebooks/05_full_training.ipynb`` exp
 """
 from __future__ import annotations
 
+import contextlib
+import errno
 import hashlib
 import json
+import os
 import shutil
+import socket
+import sys
+import threading
 import time
 import warnings
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any, Callable, Iterator
 
 import numpy as np
 import pandas as pd
 import torch
 
-from .config import Preset, cache_dir, get_preset
+from .config import CacheError, Preset, cache_dir, cache_fix, cache_problem, get_preset
 from .models.edgeface import EdgeFace, create_edgeface
 from .train import AdaptSettings, TrainResult, adapt_cross_spectral, train_recognizer
 
@@ -78,6 +92,189 @@ def _entry_dir(preset: Preset, kind: str, key: str) -> Path:
 
 
 # ------------------------------------------------------------------------------------------------
+# Content digests: a file changed after it was written is never used
+# ------------------------------------------------------------------------------------------------
+_VERIFIED: dict[str, tuple[int, int, str]] = {}
+"""Files this process has hashed: path -> (size, mtime_ns, sha256), so a second load skips the work."""
+
+
+def file_sha256(path: Path) -> str:
+    """The sha256 of a file's bytes (hex), read in chunks; reused while its size and mtime are unchanged."""
+    st = path.stat()
+    known = _VERIFIED.get(str(path))
+    if known is not None and known[:2] == (st.st_size, st.st_mtime_ns):
+        return known[2]
+    digest = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for chunk in iter(lambda: fh.read(1 << 22), b""):
+            digest.update(chunk)
+    _VERIFIED[str(path)] = (st.st_size, st.st_mtime_ns, digest.hexdigest())
+    return digest.hexdigest()
+
+
+def _digests(entry: Path, names: list[str]) -> dict[str, str]:
+    """{file name: sha256} of the named files of an entry (recorded in its meta.json)."""
+    return {name: file_sha256(entry / name) for name in names}
+
+
+def _check_digests(entry: Path, meta: dict[str, Any], required: list[str]) -> bool:
+    """Raise ValueError when a file of the entry differs from its recorded sha256; False when none is recorded.
+
+    Entries written before digests were recorded have none: they are checked as before and
+    their digests are recorded then (:func:`_adopt_digests`), so old caches stay usable.
+    """
+    files = meta.get("files")
+    if files is None:
+        return False
+    missing = [n for n in required if n not in files]
+    if missing:
+        raise ValueError(f"meta.json records no digest for {missing}")
+    for name, expected in files.items():
+        if file_sha256(entry / name) != expected:
+            raise ValueError(f"{name} differs from the sha256 recorded in meta.json (changed after it was written)")
+    return True
+
+
+def _adopt_digests(entry: Path, meta: dict[str, Any], names: list[str]) -> None:
+    """Record the digests of an entry that predates them (skipped quietly in a read-only cache)."""
+    meta = dict(meta, files=_digests(entry, names))
+    with contextlib.suppress(OSError):
+        _write_json_atomic(entry / "meta.json", meta)
+
+
+def _write_json_atomic(path: Path, obj: Any) -> None:
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text(json.dumps(obj, indent=1, default=str))
+    os.replace(tmp, path)
+
+
+# ------------------------------------------------------------------------------------------------
+# One lock per entry
+# ------------------------------------------------------------------------------------------------
+_HELD: dict[tuple[int, str], int] = {}
+"""Entry locks this process holds, per thread: (thread id, lock path) -> depth (re-entrant)."""
+
+LOCK_REPORT_SECONDS = 60.0
+"""While waiting for an entry, say so again this often."""
+
+
+def lock_path(entry: Path) -> Path:
+    """The lock file of a cache entry: a hidden sibling, so globbing entries never sees it."""
+    return entry.parent / f".{entry.name}.lock"
+
+
+def lock_holder(entry: Path) -> str:
+    """Who holds (or last held) an entry's lock, as its lock file records it: pid, host, start time, command."""
+    try:
+        info = json.loads(lock_path(entry).read_text() or "{}")
+    except (OSError, ValueError):
+        info = {}
+    if not info:
+        return "another process"
+    return (f"pid {info.get('pid')} on {info.get('host')} (since {info.get('since')}: "
+            f"{info.get('command', '?')})")
+
+
+def _is_read_only(err: OSError) -> bool:
+    return isinstance(err, PermissionError) or err.errno in (errno.EACCES, errno.EROFS, errno.EPERM)
+
+
+def _open_lock(path: Path) -> int | None:
+    """The lock file's descriptor, or None where the cache is read-only (nothing can be built there)."""
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        return os.open(path, os.O_RDWR | os.O_CREAT, 0o666)
+    except OSError as err:
+        if _is_read_only(err):
+            return None
+        raise CacheError(f"{cache_problem(cache_dir(), err)} {cache_fix()}") from None
+
+
+@contextlib.contextmanager
+def entry_lock(entry: Path, *, timeout: float | None = None, poll: float = 0.2) -> Iterator[bool]:
+    """Hold the lock of cache entry ``entry`` for the ``with`` block; yields False in a read-only cache.
+
+    When another process holds it, says which (pid, host, since when, its command) and waits for
+    it (``timeout`` seconds at most, default forever: building an entry takes minutes), then
+    proceeds, so the caller loads what the other process built.  The lock is an ``fcntl.flock``:
+    the system drops it when its holder exits or is killed, so a dead run's lock is taken over at
+    once.  Re-entrant within a thread.  Where ``fcntl`` does not exist (Windows) entries are not
+    locked.
+    """
+    path = lock_path(entry)
+    key = (threading.get_ident(), str(path))
+    if key in _HELD:
+        _HELD[key] += 1
+        try:
+            yield True
+        finally:
+            _HELD[key] -= 1
+        return
+    try:
+        import fcntl
+    except ImportError:  # pragma: no cover - Windows
+        yield True
+        return
+    fd = _open_lock(path)
+    if fd is None:
+        yield False
+        return
+    try:
+        _acquire(fcntl, fd, entry, timeout, poll)
+        os.ftruncate(fd, 0)
+        os.write(fd, json.dumps({"pid": os.getpid(), "host": socket.gethostname(),
+                                 "since": time.strftime("%Y-%m-%d %H:%M:%S"),
+                                 "command": " ".join(sys.argv)[:200]}).encode())
+        _HELD[key] = 1
+        try:
+            yield True
+        finally:
+            del _HELD[key]
+            with contextlib.suppress(OSError):
+                os.ftruncate(fd, 0)
+            fcntl.flock(fd, fcntl.LOCK_UN)
+    finally:
+        os.close(fd)
+
+
+def _acquire(fcntl: Any, fd: int, entry: Path, timeout: float | None, poll: float) -> None:
+    """Take the flock on ``fd``, telling the user who holds it while waiting."""
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        return
+    except BlockingIOError:
+        pass
+    except OSError as err:  # a file system without locks (some network mounts): go on unlocked
+        warnings.warn(f"Cannot lock cache entry {entry} ({err}); two runs sharing it may collide.")
+        return
+    start = last = time.monotonic()
+    print(f"Cache entry {entry} is being built by {lock_holder(entry)}; waiting for it to finish "
+          "(then its result is loaded, not built again).", file=sys.stderr, flush=True)
+    while True:
+        time.sleep(poll)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            print(f"Cache entry {entry} is free after {time.monotonic() - start:.0f} s.", file=sys.stderr, flush=True)
+            return
+        except BlockingIOError:
+            now = time.monotonic()
+            if timeout is not None and now - start >= timeout:
+                raise TimeoutError(
+                    f"Cache entry {entry} is still held by {lock_holder(entry)} after {timeout:.0f} s. Wait for that "
+                    f"run to finish or stop it; if no such process runs, delete {lock_path(entry)}.") from None
+            if now - last >= LOCK_REPORT_SECONDS:
+                print(f"Still waiting for cache entry {entry} ({now - start:.0f} s; held by {lock_holder(entry)}).",
+                      file=sys.stderr, flush=True)
+                last = now
+
+
+def _read_only_error(entry: Path, why: str) -> CacheError:
+    """The error for an entry that must be (re)built in a cache that cannot be written."""
+    return CacheError(f"{cache_problem(cache_dir(), PermissionError(errno.EACCES, 'read-only'))} Cache entry "
+                      f"{entry} {why} and would have to be built there. {cache_fix(missing_entry=True)}")
+
+
+# ------------------------------------------------------------------------------------------------
 # Data
 # ------------------------------------------------------------------------------------------------
 def data_payload(preset: Preset, seed: int) -> dict[str, Any]:
@@ -91,65 +288,101 @@ def load_faceset(preset: str | Preset | None = None, seed: int = 0, progress: bo
     The images are stored as a ``.npy`` file and memory-mapped when read back, so a large preset
     does not need to fit in memory twice.
     """
-    from .data import FaceSet, synthetic_faceset
+    from .data import synthetic_faceset
 
     preset = get_preset(preset)
     payload = data_payload(preset, seed)
     key = _digest(payload)
     entry = _entry_dir(preset, "data", key)
-    arrays = ("images", "identities", "modalities", "splits")  # plus identity_names (and landmarks)
-    if (entry / "meta.json").is_file():
-        try:
-            meta = json.loads((entry / "meta.json").read_text())
-            if meta.get("payload") != json.loads(json.dumps(payload, default=str)):
-                raise ValueError("record does not match its key")
-            loaded = {name: np.load(entry / f"{name}.npy", mmap_mode="r" if name == "images" else None,
-                                    allow_pickle=False) for name in arrays}
-            if len({len(v) for v in loaded.values()}) != 1 or loaded["images"].dtype != np.uint8:
-                raise ValueError("arrays of different lengths or wrong dtype")
-            names = np.load(entry / "identity_names.npy", allow_pickle=False)
-            landmarks = np.load(entry / "landmarks.npy") if (entry / "landmarks.npy").is_file() else None
-            return FaceSet(images=loaded["images"], identities=loaded["identities"],
-                           modalities=loaded["modalities"].astype(str), splits=loaded["splits"].astype(str),
-                           identity_names=names.astype(str), landmarks=landmarks,
-                           name=meta.get("name", f"synthetic-{preset.name}"), meta=meta.get("faceset_meta", {}))
-        except Exception as exc:  # corrupt or stale: rebuild
-            warnings.warn(f"Cache entry {entry} is unusable ({exc}); rebuilding it.")
-            shutil.rmtree(entry, ignore_errors=True)
-    faceset = synthetic_faceset(preset, seed=seed, progress=progress)
+    with entry_lock(entry) as writable:
+        if (entry / "meta.json").is_file():
+            try:
+                return _read_faceset_entry(entry, payload, preset, writable)
+            except Exception as exc:  # corrupt or stale: rebuild
+                if not writable:
+                    raise _read_only_error(entry, f"is unusable ({exc})") from None
+                warnings.warn(f"Cache entry {entry} is unusable ({exc}); rebuilding it.")
+                shutil.rmtree(entry, ignore_errors=True)
+        elif not writable:
+            raise _read_only_error(entry, "is missing")
+        faceset = synthetic_faceset(preset, seed=seed, progress=progress)
+        _write_faceset_entry(entry, faceset, payload)
+        return faceset
+
+
+_DATA_ARRAYS = ("images", "identities", "modalities", "splits")  # plus identity_names (and landmarks)
+
+
+def _read_faceset_entry(entry: Path, payload: dict[str, Any], preset: Preset, writable: bool) -> Any:
+    """The FaceSet of a data entry, checked (record, digests, lengths, dtype); ValueError when unusable."""
+    from .data import FaceSet
+
+    meta = json.loads((entry / "meta.json").read_text())
+    if meta.get("payload") != json.loads(json.dumps(payload, default=str)):
+        raise ValueError("record does not match its key")
+    names = [f"{n}.npy" for n in (*_DATA_ARRAYS, "identity_names")]
+    if (entry / "landmarks.npy").is_file():
+        names.append("landmarks.npy")
+    has_digests = _check_digests(entry, meta, names)
+    loaded = {name: np.load(entry / f"{name}.npy", mmap_mode="r" if name == "images" else None,
+                            allow_pickle=False) for name in _DATA_ARRAYS}
+    if len({len(v) for v in loaded.values()}) != 1 or loaded["images"].dtype != np.uint8:
+        raise ValueError("arrays of different lengths or wrong dtype")
+    identity_names = np.load(entry / "identity_names.npy", allow_pickle=False)
+    landmarks = np.load(entry / "landmarks.npy") if (entry / "landmarks.npy").is_file() else None
+    faceset = FaceSet(images=loaded["images"], identities=loaded["identities"],
+                      modalities=loaded["modalities"].astype(str), splits=loaded["splits"].astype(str),
+                      identity_names=identity_names.astype(str), landmarks=landmarks,
+                      name=meta.get("name", f"synthetic-{preset.name}"), meta=meta.get("faceset_meta", {}))
+    if not has_digests and writable:
+        _adopt_digests(entry, meta, names)
+    return faceset
+
+
+def _write_faceset_entry(entry: Path, faceset: Any, payload: dict[str, Any]) -> None:
+    """Write a data entry in a temporary sibling, with the digests of its files, then rename it into place."""
     tmp = entry.with_name(entry.name + ".tmp")
     shutil.rmtree(tmp, ignore_errors=True)
     tmp.mkdir(parents=True)
-    np.save(tmp / "images.npy", np.ascontiguousarray(faceset.images))
-    np.save(tmp / "identities.npy", np.asarray(faceset.identities, dtype=np.int64))
-    np.save(tmp / "modalities.npy", np.asarray(faceset.modalities).astype("U16"))
-    np.save(tmp / "splits.npy", np.asarray(faceset.splits).astype("U16"))
-    np.save(tmp / "identity_names.npy", np.asarray(faceset.identity_names).astype(str))
+    arrays = {"images": np.ascontiguousarray(faceset.images),
+              "identities": np.asarray(faceset.identities, dtype=np.int64),
+              "modalities": np.asarray(faceset.modalities).astype("U16"),
+              "splits": np.asarray(faceset.splits).astype("U16"),
+              "identity_names": np.asarray(faceset.identity_names).astype(str)}
     if faceset.landmarks is not None:
-        np.save(tmp / "landmarks.npy", np.asarray(faceset.landmarks, dtype=np.float32))
-    (tmp / "meta.json").write_text(json.dumps({"payload": payload, "name": faceset.name,
-                                               "faceset_meta": json.loads(json.dumps(faceset.meta, default=str))},
-                                              indent=1, default=str))
+        arrays["landmarks"] = np.asarray(faceset.landmarks, dtype=np.float32)
+    for name, arr in arrays.items():
+        np.save(tmp / f"{name}.npy", arr)
+    meta = {"payload": payload, "name": faceset.name,
+            "faceset_meta": json.loads(json.dumps(faceset.meta, default=str)),
+            "files": _digests(tmp, [f"{n}.npy" for n in arrays])}
+    (tmp / "meta.json").write_text(json.dumps(meta, indent=1, default=str))
     shutil.rmtree(entry, ignore_errors=True)
     tmp.rename(entry)
-    return faceset
 
 
 # ------------------------------------------------------------------------------------------------
 # Models
 # ------------------------------------------------------------------------------------------------
-def _load_model_entry(entry: Path, payload: dict[str, Any], variant: str, name: str, key: str) -> Artifact | None:
+def _load_model_entry(entry: Path, payload: dict[str, Any], variant: str, name: str, key: str,
+                      writable: bool = True) -> Artifact | None:
+    """The cached model of ``entry``, or None when it is missing or unusable (then it is cleared, with a warning)."""
     if not (entry / "meta.json").is_file():
         return None
     try:
         meta = json.loads((entry / "meta.json").read_text())
         if meta.get("payload") != json.loads(json.dumps(payload, default=str)):
             raise ValueError("its record does not match its key (written by another configuration)")
+        has_digests = _check_digests(entry, meta, ["model.pt"])
         model = create_edgeface(variant, seed=None)
         model.load_state_dict(torch.load(entry / "model.pt", map_location="cpu", weights_only=True), strict=True)
         history = pd.DataFrame(meta.get("history", []))
+        if not has_digests and writable:
+            _adopt_digests(entry, meta, ["model.pt"])
         return Artifact(name, model.eval(), history, float(meta["seconds"]), key, entry, meta, from_cache=True)
     except Exception as exc:
+        if not writable:
+            raise _read_only_error(entry, f"is unusable ({type(exc).__name__}: {exc})") from None
         warnings.warn(f"Cache entry {entry} is unusable ({type(exc).__name__}: {exc}); rebuilding it.")
         for child in ("model.pt", "meta.json"):
             (entry / child).unlink(missing_ok=True)
@@ -169,20 +402,29 @@ def _build_model_entry(entry: Path, payload: dict[str, Any], name: str, key: str
     else:
         n = sum(p.numel() for p in result.model.parameters())
         meta.update(trainable_params=n, total_params=n)
-    (entry / "meta.json.tmp").write_text(json.dumps(meta, indent=1, default=str))
-    (entry / "meta.json.tmp").replace(entry / "meta.json")
+    meta["files"] = _digests(entry, ["model.pt"])
+    _write_json_atomic(entry / "meta.json", meta)
     shutil.rmtree(entry / "checkpoints", ignore_errors=True)
     return Artifact(name, result.model.eval(), result.history, result.seconds, key, entry, meta, from_cache=False)
 
 
 def _model_artifact(preset: Preset, kind: str, name: str, payload: dict[str, Any],
                     build: Callable[[Path], TrainResult], rebuild: bool) -> Artifact:
+    """Load the entry of ``payload`` or build it, holding its lock (a concurrent run waits, then loads it)."""
     key = _digest(payload)
     entry = _entry_dir(preset, kind, key)
-    if rebuild:
-        shutil.rmtree(entry, ignore_errors=True)
-    found = _load_model_entry(entry, payload, preset.train.variant, name, key)
-    return found if found is not None else _build_model_entry(entry, payload, name, key, build)
+    with entry_lock(entry) as writable:
+        if not writable:
+            if rebuild:
+                raise _read_only_error(entry, "was asked to be rebuilt")
+            found = _load_model_entry(entry, payload, preset.train.variant, name, key, writable=False)
+            if found is None:
+                raise _read_only_error(entry, "is missing")
+            return found
+        if rebuild:
+            shutil.rmtree(entry, ignore_errors=True)
+        found = _load_model_entry(entry, payload, preset.train.variant, name, key)
+        return found if found is not None else _build_model_entry(entry, payload, name, key, build)
 
 
 def recognizer_payload(preset: Preset, seed: int, modalities: tuple[str, ...], epochs: int) -> dict[str, Any]:
