@@ -104,6 +104,14 @@ def run_cli(main: Callable[[Sequence[str] | None], Any]) -> int:
     except (LayoutError, FileNotFoundError) as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
+    except OSError as err:  # a full disk, a folder that cannot be written ...
+        where = f"{err.filename}: " if err.filename else ""
+        print(f"error: {where}{err.strerror or err}. Check that the folder of --out is writable and has free "
+              "space, and that --root is readable; then run the same command again.", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("interrupted: --out is unchanged; run the same command again to convert.", file=sys.stderr)
+        return 130
     return 0
 
 

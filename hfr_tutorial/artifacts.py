@@ -232,7 +232,7 @@ def entry_lock(entry: Path, *, timeout: float | None = None, poll: float = 0.2) 
             del _HELD[key]
             with contextlib.suppress(OSError):
                 os.ftruncate(fd, 0)
-            fcntl.flock(fd, fcntl.LOCK_UN)
+                fcntl.flock(fd, fcntl.LOCK_UN)
     finally:
         os.close(fd)
 

@@ -313,6 +313,26 @@ def test_converter_clears_what_an_old_interrupted_run_left_with_overwrite(fs, tm
     assert not (out / "images" / "vis" / "x").exists()
 
 
+def test_converter_whose_out_cannot_be_written_exits_2_before_aligning(fs, tmp_path, monkeypatch, capsys):
+    root, protocols = _fake_dataset(tmp_path, fs)
+    (tmp_path / "ro").mkdir()
+    deny_writes(monkeypatch, tmp_path / "ro")
+    aligned = []
+    monkeypatch.setattr(_common, "warp_to_template", lambda *a, **k: aligned.append(1))
+    assert _common.run_cli(lambda argv: _finish(_converter_args(root, tmp_path / "ro" / "layout"), protocols)) == 2
+    err = capsys.readouterr().err
+    assert err.startswith(f"error: {tmp_path / 'ro'}") and "Permission denied" in err and "--out" in err
+    assert not aligned and not any((tmp_path / "ro").iterdir())
+
+
+def test_write_layout_into_the_current_folder(fs, tmp_path, monkeypatch):
+    (tmp_path / "here").mkdir()
+    monkeypatch.chdir(tmp_path / "here")
+    write_layout(fs, ".")
+    assert len(FaceSet.from_layout(tmp_path / "here")) == len(fs) and Path.cwd() == tmp_path / "here"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["here"]
+
+
 def test_converter_out_inside_root_is_refused(fs, tmp_path):
     root, protocols = _fake_dataset(tmp_path, fs)
     before = tree(root)

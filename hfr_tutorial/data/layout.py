@@ -274,7 +274,7 @@ def staging_dir(root: str | Path) -> Path:
     The name is fixed, so what an interrupted (even killed) write left there is removed by the
     next attempt; it lies next to ``root`` so that moving it into place is a rename.
     """
-    root = Path(root)
+    root = Path(os.path.abspath(root))
     staged = root.parent / f".{root.name}.partial"
     if staged.exists():
         shutil.rmtree(staged)
@@ -285,13 +285,11 @@ def staging_dir(root: str | Path) -> Path:
 def install_layout(staged: str | Path, root: str | Path) -> None:
     """Move the layout written in ``staged`` into ``root``, replacing what ``root``'s layout owned.
 
-    Only renames: ``root`` never holds a mix of two layouts.  An empty or absent ``root``
-    becomes ``staged``; otherwise the entries of :data:`LAYOUT_OWNED` in ``root`` are moved
-    aside, the new ones moved in, and the old ones deleted (put back if a move fails).
+    Only renames: ``root`` never holds a mix of two layouts.  An absent ``root`` becomes
+    ``staged``; otherwise the entries of :data:`LAYOUT_OWNED` in ``root`` are moved aside, the new
+    ones moved in, and the old ones deleted (put back if a move fails).
     """
-    staged, root = Path(staged), Path(root)
-    if root.is_dir() and not any(root.iterdir()):
-        root.rmdir()
+    staged, root = Path(staged), Path(os.path.abspath(root))
     if not root.exists():
         root.parent.mkdir(parents=True, exist_ok=True)
         os.replace(staged, root)
