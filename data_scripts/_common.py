@@ -47,7 +47,6 @@ from hfr_tutorial.data.layout import (
     LAYOUT_FORMAT,
     LAYOUT_OWNED,
     LAYOUT_VERSION,
-    PROTOCOL_COLUMNS,
     ROLES,
     LayoutError,
     check_layout_target,
