@@ -1,11 +1,7 @@
-"""Command line: ``python -m hfr_tutorial <command>`` (also installed as ``hfr-tutorial``).
+"""Command line of hfr-tutorial (``hfr-tutorial <command>`` or ``python -m hfr_tutorial <command>``).
 
-Commands:
-  run        the whole tutorial pipeline headless: data, baseline, comparison runs, evaluation,
-             report (``--preset fast --out runs/fast``)
-  data       write the synthetic cross-spectral faces in the standard on-disk layout
-  variants   list the EdgeFace variants and their sizes
-  weights    say where the official EdgeFace weights are found on disk (or how to get them)
+``run`` with no data or model options is the tutorial's main job on the embedded synthetic data;
+with ``--data`` and/or ``--model`` it adapts a pretrained EdgeFace (:mod:`hfr_tutorial.experiment`).
 """
 from __future__ import annotations
 
@@ -13,11 +9,61 @@ import argparse
 import sys
 from pathlib import Path
 
+DESCRIPTION = """\
+Lightweight cross-spectral face recognition: adapt EdgeFace to NIR and thermal faces.
+
+examples:
+  hfr-tutorial run                                   the whole tutorial on the embedded synthetic data
+  hfr-tutorial run --data LAYOUT --model edgeface_xxs  adapt the official weights on your layout
+  hfr-tutorial run --data CASIA --protocol view2 --model edgeface_xxs   every fold, mean and std
+  hfr-tutorial weights                               where the official weights are found
+"""
+
+
+def _presets() -> list[str]:
+    from .config import PRESETS
+
+    return sorted(PRESETS)
+
+
+def _run_names() -> list[str]:
+    from .artifacts import COMPARISON_RUNS, ORACLE_RUN
+
+    return [*COMPARISON_RUNS, ORACLE_RUN]
+
 
 def _cmd_run(args: argparse.Namespace) -> int:
+    from .config import get_preset
+
+    preset = get_preset(args.preset)
+    pretrained = args.data is not None or (args.model is not None and args.model != "baseline")
+    if args.data is not None and args.model == "baseline":
+        raise ValueError("--model baseline is the RGB model trained here on the embedded synthetic data; with --data "
+                         "give a pretrained model instead (--model edgeface_xxs, or a checkpoint path).")
+    out = args.out if args.out is not None else Path("runs") / (("real-" if pretrained else "") + preset.name)
+    if pretrained:
+        from .experiment import run_experiment
+
+        run_experiment(data=args.data, protocol=args.protocol, model=args.model or "edgeface_xxs",
+                       variant=args.variant, runs=args.runs, preset=preset, out=out, seed=args.seed,
+                       device=args.device, epochs=args.epochs, batch_size=args.batch_size, lr=args.lr,
+                       num_workers=args.num_workers, bf16=args.bf16, progress=not args.quiet,
+                       overwrite=args.overwrite)
+        return 0
+    for flag, value in (("--protocol", args.protocol), ("--variant", args.variant), ("--lr", args.lr)):
+        if value is not None:
+            raise ValueError(f"{flag} applies to a pretrained starting model; add --model edgeface_xxs (and --data).")
+    changes = {}
+    if args.epochs is not None:
+        changes["train__adapt_epochs"] = args.epochs
+    if args.batch_size is not None:
+        changes["train__batch_size"] = args.batch_size
+    if args.num_workers is not None:
+        changes["train__num_workers"] = args.num_workers
     from .pipeline import run_pipeline
 
-    run_pipeline(args.preset, out=args.out, seed=args.seed, runs=args.runs, progress=not args.quiet)
+    run_pipeline(preset.replace(**changes) if changes else preset, out=out, seed=args.seed, runs=args.runs,
+                 progress=not args.quiet, device=args.device, overwrite=args.overwrite)
     return 0
 
 
@@ -25,7 +71,7 @@ def _cmd_data(args: argparse.Namespace) -> int:
     from .artifacts import load_faceset
 
     faceset = load_faceset(args.preset, seed=args.seed)
-    faceset.write_layout(args.out)
+    faceset.write_layout(args.out, overwrite=args.overwrite)
     print(f"Wrote {len(faceset)} images in the standard layout to {args.out}")
     return 0
 
@@ -39,35 +85,81 @@ def _cmd_variants(args: argparse.Namespace) -> int:
 
 
 def _cmd_weights(args: argparse.Namespace) -> int:
-    from .models import find_checkpoint, list_variants
-    from .models.edgeface import HUB_REPO
+    from .models import find_checkpoint, list_variants, weights_hint
 
+    missing = []
     for name in list_variants():
         path = find_checkpoint(name)
         print(f"{name:22s} {path if path else 'not found'}")
-    print(f"\nMissing weights: set HFR_ASSETS to a folder with weights/<variant>_float.pt, or, with network access, "
-          f"run python -c \"import torch; torch.hub.load('{HUB_REPO}', 'edgeface_xxs', source='github', pretrained=True)\".")
+        if path is None:
+            missing.append(name)
+    if missing:
+        print(f"\nMissing: {', '.join(missing)}. {weights_hint(missing[0])}")
     return 0
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="hfr-tutorial", description=__doc__,
+    from . import __version__
+
+    parser = argparse.ArgumentParser(prog="hfr-tutorial", description=DESCRIPTION,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
-    sub = parser.add_subparsers(dest="command", required=True)
-    run = sub.add_parser("run", help="the whole pipeline, ending in a report")
-    run.add_argument("--preset", default=None, help="fast (CPU, default via HFR_PRESET) or full (GPU)")
-    run.add_argument("--out", type=Path, default=Path("runs/fast"), help="output folder (default runs/fast)")
-    run.add_argument("--seed", type=int, default=0)
-    run.add_argument("--runs", nargs="*", default=None, help="comparison runs to include (default: all)")
+    parser.add_argument("--version", action="version", version=f"hfr-tutorial {__version__}")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    run = sub.add_parser("run", help="the whole pipeline, ending in a report (embedded data, or your data and model)",
+                         description="Run the method end to end and write metrics.json, report.md and figures/. "
+                                     "Without --data/--model: the embedded synthetic data and the RGB baseline "
+                                     "trained here. With them: a pretrained EdgeFace adapted on a standard layout.")
+    run.add_argument("--preset", choices=_presets(), default=None,
+                     help="sizes and budgets: fast (CPU, the default via HFR_PRESET), full (GPU) or smoke (seconds; "
+                          "its numbers mean nothing)")
+    run.add_argument("--data", type=Path, default=None, metavar="LAYOUT",
+                     help="a standard layout (data_scripts/ write one); default: the embedded synthetic data")
+    run.add_argument("--protocol", default=None, metavar="NAME",
+                     help="protocol of the layout (default: its default.csv); a family name such as view2 runs "
+                          "every fold view2_1, view2_2 ... and reports mean and std")
+    run.add_argument("--model", default=None, metavar="VARIANT|CHECKPOINT",
+                     help="starting model: 'baseline' (trained here on the embedded data; the default without "
+                          "--data), a variant whose official weights are on disk (edgeface_xxs, the default with "
+                          "--data) or a checkpoint file")
+    run.add_argument("--variant", default=None, help="the EdgeFace variant of a --model checkpoint file (default: "
+                                                     "guessed from its keys)")
+    run.add_argument("--runs", nargs="+", default=None, choices=_run_names(), metavar="RUN",
+                     help="comparison runs to include (default: all; with a pretrained model all but joint/oracle). "
+                          f"Choices: {', '.join(_run_names())}")
+    run.add_argument("--device", choices=("auto", "cpu", "cuda", "mps"), default="auto",
+                     help="where training and evaluation run (default auto: CUDA when present)")
+    run.add_argument("--out", type=Path, default=None,
+                     help="output folder (default runs/<preset>, or runs/real-<preset> with a pretrained model)")
+    run.add_argument("--seed", type=int, default=0, help="seed of data, splits and training (default 0)")
+    run.add_argument("--epochs", type=int, default=None, help="adaptation epochs (default: the preset's)")
+    run.add_argument("--batch-size", type=int, default=None, help="identities per batch (default: the preset's)")
+    run.add_argument("--lr", type=float, default=None,
+                     help="fixed learning rate for a pretrained model (default: chosen on dev from the preset's grid)")
+    run.add_argument("--num-workers", type=int, default=None, help="data-loader worker processes (default: the preset's)")
+    run.add_argument("--bf16", action="store_true", help="bfloat16 autocast for the student's forward pass (CUDA)")
+    run.add_argument("--overwrite", action="store_true",
+                     help="replace earlier results in --out that this run would otherwise keep or refuse to drop")
     run.add_argument("--quiet", action="store_true", help="no progress output")
     run.set_defaults(func=_cmd_run)
-    data = sub.add_parser("data", help="write the synthetic faces in the standard layout")
-    data.add_argument("--preset", default=None)
-    data.add_argument("--seed", type=int, default=0)
-    data.add_argument("--out", type=Path, required=True)
+    data = sub.add_parser("data", help="write the embedded synthetic faces in the standard layout",
+                          description="Write the embedded synthetic VIS/NIR/thermal faces of a preset as a standard "
+                                      "layout (dataset.json, images/, protocols/default.csv).")
+    data.add_argument("--preset", choices=_presets(), default=None, help="which preset's data (default: HFR_PRESET or fast)")
+    data.add_argument("--seed", type=int, default=0, help="seed of the generator (default 0)")
+    data.add_argument("--out", type=Path, required=True, help="folder to write the layout to")
+    data.add_argument("--overwrite", action="store_true", help="replace a layout already at --out")
     data.set_defaults(func=_cmd_data)
-    sub.add_parser("variants", help="list EdgeFace variants").set_defaults(func=_cmd_variants)
-    sub.add_parser("weights", help="where the official weights are").set_defaults(func=_cmd_weights)
+    sub.add_parser("variants", help="list the EdgeFace variants and their sizes",
+                   description="List the registered EdgeFace variants.").set_defaults(func=_cmd_variants)
+    sub.add_parser("weights", help="where the official EdgeFace weights are found on disk",
+                   description="Say where the official weights of each variant are found on disk, and how to get "
+                               "the missing ones.").set_defaults(func=_cmd_weights)
+    try:
+        from .deploy import add_export_parser
+    except ImportError:  # onnx / onnxruntime not installed: no export command
+        pass
+    else:
+        add_export_parser(sub)
     return parser
 
 
@@ -75,8 +167,13 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
         return args.func(args)
-    except (ValueError, FileNotFoundError, KeyError) as exc:
+    except (ValueError, FileNotFoundError, KeyError, ImportError) as exc:
         print(f"hfr-tutorial {args.command}: error: {exc}", file=sys.stderr)
+        return 2
+    except OSError as exc:
+        where = f" ({exc.filename})" if getattr(exc, "filename", None) else ""
+        print(f"hfr-tutorial {args.command}: error: {exc.strerror or exc}{where}. Check that the path exists and that "
+              "you may read and write it (--out, --data, HFR_CACHE).", file=sys.stderr)
         return 2
 
 

@@ -364,24 +364,51 @@ def _check_modality(name: str, modalities: np.ndarray, role: str) -> None:
         )
 
 
+def _role_mask(roles: Any, n: int, role: str) -> np.ndarray | None:
+    """Where ``roles`` (one per image, or None) says ``role``; None when no image has a gallery role."""
+    if roles is None:
+        return None
+    roles = np.asarray(roles).astype(str).ravel()
+    if roles.size != n:
+        raise ValueError(f"roles has {roles.size} entries but there are {n} images; give one role per image.")
+    if not np.any(roles == "gallery"):
+        return None  # no protocol roles (e.g. generated data): the first-image rule applies
+    return roles == role
+
+
 def identification_protocol(
-    identities: Any, modalities: Any, probe_modality: str, gallery_modality: str = "vis"
+    identities: Any, modalities: Any, probe_modality: str, gallery_modality: str = "vis",
+    roles: Any = None,
 ) -> tuple[np.ndarray, np.ndarray]:
     """Closed-set gallery and probe indices: ``(gallery_idx, probe_idx)``.
 
-    The gallery holds one template per identity, the FIRST image (in index order) of
-    ``gallery_modality``; the probes are all images of ``probe_modality`` except those gallery
-    images, restricted to identities enrolled in the gallery (closed set: every probe has its
-    mate).  Taught in ``notebooks/06_evaluation.ipynb``.
+    Without ``roles`` (or when no image has the role ``gallery``) the gallery holds one template
+    per identity, the FIRST image (in index order) of ``gallery_modality``; the probes are all
+    images of ``probe_modality`` except those gallery images.  With the roles of a protocol CSV
+    (``gallery`` / ``probe`` per image) the gallery is every ``gallery_modality`` image whose role
+    is ``gallery`` and the probes every ``probe_modality`` image whose role is ``probe``, as the
+    dataset's protocol defines them.  Either way the probes are restricted to identities enrolled
+    in the gallery (closed set: every probe has its mate).  Taught in ``notebooks/06_evaluation.ipynb``.
     """
     identities, modalities = _check_labels(identities, modalities)
     _check_modality(gallery_modality, modalities, "gallery")
     _check_modality(probe_modality, modalities, "probe")
-    in_gallery_mod = np.flatnonzero(modalities == gallery_modality)
-    _, first = np.unique(identities[in_gallery_mod], return_index=True)
-    gallery_idx = np.sort(in_gallery_mod[first])
-    is_probe = (modalities == probe_modality) & np.isin(identities, identities[gallery_idx])
-    is_probe[gallery_idx] = False
+    is_gallery_role = _role_mask(roles, identities.size, "gallery")
+    if is_gallery_role is None:
+        in_gallery_mod = np.flatnonzero(modalities == gallery_modality)
+        _, first = np.unique(identities[in_gallery_mod], return_index=True)
+        gallery_idx = np.sort(in_gallery_mod[first])
+        is_probe = (modalities == probe_modality) & np.isin(identities, identities[gallery_idx])
+        is_probe[gallery_idx] = False
+    else:
+        gallery_idx = np.flatnonzero(is_gallery_role & (modalities == gallery_modality))
+        if gallery_idx.size == 0:
+            raise ValueError(
+                f"Protocol {probe_modality}->{gallery_modality} has no gallery: no {gallery_modality} image has "
+                "the role 'gallery' in this protocol. Give the gallery images role=gallery in the protocol CSV."
+            )
+        is_probe = ((_role_mask(roles, identities.size, "probe") & (modalities == probe_modality))
+                    & np.isin(identities, identities[gallery_idx]))
     probe_idx = np.flatnonzero(is_probe)
     if probe_idx.size == 0:
         raise ValueError(
@@ -390,6 +417,36 @@ def identification_protocol(
             "gallery images themselves). Use a set with more than one image per identity."
         )
     return gallery_idx, probe_idx
+
+
+def available_protocols(identities: Any, modalities: Any, roles: Any = None,
+                        gallery_modality: str = "vis") -> list[str]:
+    """The protocols a set of images supports, in a fixed order: ``vis->vis`` first, then each other modality.
+
+    Each modality other than the gallery's gives ``<modality>->vis`` when it has at least one probe
+    of an enrolled identity; ``vis->vis`` is included when some identity has a second VIS image
+    besides its gallery template (with protocol roles: when some VIS image is a probe).  So a
+    NIR-only dataset (CASIA NIR-VIS 2.0) gets ``nir->vis`` (and ``vis->vis`` where it can), the
+    embedded data all three.
+    """
+    from .data.faceset import KNOWN_MODALITIES
+
+    identities, modalities = _check_labels(identities, modalities)
+    present = [m for m in KNOWN_MODALITIES if np.any(modalities == m)]
+    present += sorted(set(modalities.tolist()) - set(present))
+    if gallery_modality not in present:
+        raise ValueError(
+            f"These images have no {gallery_modality!r} (VIS) gallery: modalities {present}. Every protocol "
+            f"searches probes against a {gallery_modality} gallery; add {gallery_modality} images."
+        )
+    out = []
+    for probe in [gallery_modality] + [m for m in present if m != gallery_modality]:
+        try:
+            identification_protocol(identities, modalities, probe, gallery_modality, roles)
+        except ValueError:
+            continue
+        out.append(f"{probe}->{gallery_modality}")
+    return out
 
 
 def _identity_scores(similarity: np.ndarray, gallery_labels: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -511,8 +568,13 @@ def score_protocols(
     identities: Any,
     modalities: Any,
     protocols: Sequence[str] = DEFAULT_PROTOCOLS,
+    roles: Any = None,
 ) -> dict[str, ProtocolScores]:
-    """Cosine similarity matrices of each protocol (``"probe->gallery"``), for metrics and plots."""
+    """Cosine similarity matrices of each protocol (``"probe->gallery"``), for metrics and plots.
+
+    ``roles``: optional protocol role per image (``gallery`` / ``probe``), see
+    :func:`identification_protocol`.
+    """
     if isinstance(protocols, str):
         protocols = (protocols,)
     emb = l2_normalize(_check_embeddings(embeddings))
@@ -520,7 +582,7 @@ def score_protocols(
     out: dict[str, ProtocolScores] = {}
     for name in protocols:
         probe_mod, gallery_mod = parse_protocol(name)
-        g, p = identification_protocol(identities, modalities, probe_mod, gallery_mod)
+        g, p = identification_protocol(identities, modalities, probe_mod, gallery_mod, roles)
         sim = emb[p] @ emb[g].T
         out[name] = ProtocolScores(name, g, p, identities[g], identities[p], sim.astype(np.float64))
     return out
@@ -543,6 +605,7 @@ def evaluate_protocols(
     modalities: Any,
     protocols: Sequence[str] = DEFAULT_PROTOCOLS,
     ks: Sequence[int] = RANKS,
+    roles: Any = None,
 ) -> dict[str, dict[str, Any]]:
     """All metrics of every protocol in one call: ``{"nir->vis": {"rank1": ..., "auc": ...}, ...}``.
 
@@ -550,9 +613,10 @@ def evaluate_protocols(
     ``tar_at_far_1e-1``/``1e-2``/``1e-3`` (+ thresholds), ``d_prime``, ``n_probes`` and
     ``n_gallery`` (the ``protocols`` entry of ``metrics.json``).  Gallery: the first VIS image
     per identity; probes: the other images of the probe modality; verification: every probe
-    against every template.  Taught in ``notebooks/06_evaluation.ipynb``.
+    against every template; ``roles`` (gallery/probe per image, from a protocol CSV) replaces
+    that rule by the protocol's own.  Taught in ``notebooks/06_evaluation.ipynb``.
     """
-    scored = score_protocols(embeddings, identities, modalities, protocols)
+    scored = score_protocols(embeddings, identities, modalities, protocols, roles)
     return {name: protocol_metrics(ps, ks) for name, ps in scored.items()}
 
 

@@ -16,6 +16,7 @@ Taught in: ``notebooks/05_full_training.ipynb`` and ``notebooks/06_evaluation.ip
 from __future__ import annotations
 
 import json
+import os
 import platform
 import time
 from pathlib import Path
@@ -31,9 +32,48 @@ REPORTED_METRICS = ("rank1", "rank5", "auc", "eer", "tar_at_far_1e-1", "tar_at_f
                     "n_probes", "n_gallery")
 
 
-def evaluate_model(model: Any, eval_set: Any, batch_size: int = 256, progress: bool = False) -> tuple[np.ndarray, dict]:
-    """Embeddings of ``eval_set`` and the metrics of the three protocols."""
-    emb = embed(model, eval_set, batch_size=batch_size, progress=progress)
+class OutputError(ValueError):
+    """``--out`` cannot take the results (not a folder, not writable, or holding results that would be lost)."""
+
+
+def check_out_dir(out: str | Path) -> Path:
+    """Make sure ``out`` is a folder this process can write, before any long work (clear error otherwise)."""
+    out = Path(out)
+    if out.exists() and not out.is_dir():
+        raise OutputError(f"--out {out} is a file, not a folder. Give a folder for metrics.json, report.md and figures/.")
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+        probe = out / f".write-test-{os.getpid()}"
+        probe.write_text("")
+        probe.unlink()
+    except OSError as err:
+        raise OutputError(f"--out {out} is not writable ({err.strerror or err}). Choose a folder you can write to, "
+                          "e.g. --out runs/mine.") from None
+    return out
+
+
+def previous_results(out: str | Path) -> dict[str, Any] | None:
+    """The ``metrics.json`` an earlier run left in ``out`` (None when there is none or it is unreadable)."""
+    path = Path(out) / "metrics.json"
+    if not path.is_file():
+        return None
+    try:
+        return json.loads(path.read_text())
+    except (OSError, json.JSONDecodeError):
+        return None
+
+
+def write_json(path: Path, value: Any) -> None:
+    """Write ``value`` as JSON atomically (a temporary file renamed into place: never half a file)."""
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text(json.dumps(_jsonable(value), indent=2))
+    os.replace(tmp, path)
+
+
+def evaluate_model(model: Any, eval_set: Any, batch_size: int = 256, progress: bool = False,
+                   device: Any = None) -> tuple[np.ndarray, dict]:
+    """Embeddings of ``eval_set`` (on ``device``, default where the model is) and the metrics of the three protocols."""
+    emb = embed(model, eval_set, batch_size=batch_size, progress=progress, device=device)
     results = evaluate_protocols(emb, eval_set.identities, eval_set.modalities, protocols=DEFAULT_PROTOCOLS)
     tidy = {name: {k: (float(v) if k not in ("n_probes", "n_gallery") else int(v)) for k, v in r.items()
                    if k in REPORTED_METRICS} for name, r in results.items()}
@@ -84,23 +124,42 @@ def summarize(metrics: dict[str, Any]) -> dict[str, Any]:
 
 
 def run_pipeline(preset: str | Preset | None = None, out: str | Path = "runs/fast", seed: int = 0,
-                 runs: Sequence[str] | None = None, progress: bool = True, figures: bool = True) -> dict[str, Any]:
+                 runs: Sequence[str] | None = None, progress: bool = True, figures: bool = True,
+                 device: str | None = None, overwrite: bool = False) -> dict[str, Any]:
     """Build (or load from the cache) everything, evaluate on unseen identities, write the report.
 
     Args:
         preset: ``"fast"``, ``"full"`` or a :class:`~hfr_tutorial.config.Preset` (default: ``HFR_PRESET``).
         out: output folder for ``metrics.json``, ``figures/`` and ``report.md``.
         runs: which comparison runs (default: all of :data:`COMPARISON_RUNS` and the oracle).
+        device: where the models embed the evaluation images (default: CUDA when present; training
+            follows the same rule).
+        overwrite: replace the results of an earlier run in ``out`` that this call would drop;
+            without it, those earlier runs are kept (merged) when preset and seed agree, and the
+            call is refused when they do not.
     Returns:
         The metrics dictionary written to ``metrics.json``.
     """
+    from .config import get_device
+
     preset = get_preset(preset)
     out = Path(out)
-    (out / "figures").mkdir(parents=True, exist_ok=True)
     runs = list(runs) if runs is not None else [*COMPARISON_RUNS, ORACLE_RUN]
     unknown = [r for r in runs if r not in COMPARISON_RUNS and r != ORACLE_RUN]
-    if unknown:
-        raise ValueError(f"Unknown run(s) {unknown}; choose from {[*COMPARISON_RUNS, ORACLE_RUN]}.")
+    if unknown or not runs:
+        raise ValueError(f"Unknown or no run(s) {unknown or runs}; choose from {[*COMPARISON_RUNS, ORACLE_RUN]}.")
+    check_out_dir(out)
+    earlier = None if overwrite else previous_results(out)
+    kept: dict[str, Any] = {}
+    if earlier is not None:
+        dropped = [r for r in earlier.get("runs", {}) if r not in runs]
+        if dropped and (earlier.get("kind", "embedded") != "embedded" or earlier.get("preset") != preset.name
+                        or earlier.get("seed") != seed):
+            raise OutputError(f"--out {out} holds results of another experiment (runs {dropped}) that this run would "
+                              "drop. Pass --overwrite to replace them, or choose another --out.")
+        kept = {r: earlier["runs"][r] for r in dropped}
+    eval_device = get_device(None if device in (None, "auto") else device)
+    (out / "figures").mkdir(parents=True, exist_ok=True)
     t0 = time.perf_counter()
     say = print if progress else (lambda *a, **k: None)
 
@@ -111,7 +170,7 @@ def run_pipeline(preset: str | Preset | None = None, out: str | Path = "runs/fas
 
     say("[2/4] RGB baseline")
     baseline = load_baseline(preset, seed, progress)
-    base_emb, base_protocols = evaluate_model(baseline.model, eval_set, preset.eval_batch_size)
+    base_emb, base_protocols = evaluate_model(baseline.model, eval_set, preset.eval_batch_size, device=eval_device)
     metrics: dict[str, Any] = {"preset": preset.name, "seed": seed, "config": preset.to_dict(),
                                "baseline": run_record(baseline, base_protocols), "runs": {}}
     embeddings = {"baseline": base_emb}
@@ -121,13 +180,16 @@ def run_pipeline(preset: str | Preset | None = None, out: str | Path = "runs/fas
     for name in runs:
         artifact = load_oracle(preset, seed, progress) if name == ORACLE_RUN else \
             load_adapted(COMPARISON_RUNS[name], preset, seed, progress)
-        emb, protocols = evaluate_model(artifact.model, eval_set, preset.eval_batch_size)
+        emb, protocols = evaluate_model(artifact.model, eval_set, preset.eval_batch_size, device=eval_device)
         metrics["runs"][name] = run_record(artifact, protocols)
         embeddings[name], artifacts[name] = emb, artifact
         r = {p: protocols[p]["rank1"] for p in DEFAULT_PROTOCOLS}
         say(f"      {name}: rank-1 " + ", ".join(f"{p} {v:.3f}" for p, v in r.items())
             + f" ({'cache' if artifact.from_cache else f'{artifact.seconds:.0f} s'})")
 
+    if kept:
+        say(f"      kept from the earlier run in {out}: {', '.join(kept)} (pass --overwrite to drop them)")
+        metrics["runs"].update(kept)
     say("[4/4] evaluation and report")
     metrics["gap_measures"] = {name: _jsonable(gap_measures(emb, eval_set.identities, eval_set.modalities))
                                for name, emb in embeddings.items()}
@@ -135,10 +197,10 @@ def run_pipeline(preset: str | Preset | None = None, out: str | Path = "runs/fas
     metrics["environment"] = {"python": platform.python_version(), "platform": platform.platform(),
                               **_versions()}
     metrics["wall_seconds"] = round(time.perf_counter() - t0, 1)
-    (out / "metrics.json").write_text(json.dumps(_jsonable(metrics), indent=2))  # kept if a figure fails
+    write_json(out / "metrics.json", metrics)  # kept if a figure fails
     figure_files = write_figures(out / "figures", metrics, embeddings, eval_set, artifacts) if figures else {}
     metrics["wall_seconds"] = round(time.perf_counter() - t0, 1)  # the whole run, figures included
-    (out / "metrics.json").write_text(json.dumps(_jsonable(metrics), indent=2))
+    write_json(out / "metrics.json", metrics)
     (out / "report.md").write_text(render_report(metrics, figure_files))
     say(f"Done in {metrics['wall_seconds']:.0f} s. Report: {out / 'report.md'}  metrics: {out / 'metrics.json'}")
     return metrics

@@ -34,6 +34,8 @@ from torch import nn
 from tqdm.auto import tqdm
 
 from .config import TrainConfig, check_number, get_device, seed_everything
+from .data.faceset import KNOWN_MODALITIES
+from .evaluate import available_protocols
 from .losses import CrossModalInfoNCE, PairwiseContrastiveLoss, SelfDistillationLoss
 from .models.edgeface import EMBEDDING_DIM, EdgeFace, create_edgeface, normalize
 from .models.heads import make_head
@@ -140,6 +142,12 @@ def validation_subset(dev_set: Any, modalities: Sequence[str],
     return data.subset(rank < per_identity)
 
 
+def cross_modalities(modalities: Sequence[str] | np.ndarray) -> tuple[str, ...]:
+    """The modalities other than VIS present in ``modalities``, in :data:`KNOWN_MODALITIES` order."""
+    present = set(np.asarray(modalities).astype(str).tolist())
+    return tuple(m for m in KNOWN_MODALITIES if m != "vis" and m in present)
+
+
 def _protocols_for(modalities: Sequence[str]) -> list[str]:
     return [f"{m}->vis" for m in ("vis", "nir", "thermal") if m in modalities]
 
@@ -244,7 +252,7 @@ def train_recognizer(train_set: Any, config: TrainConfig, *, epochs: int | None 
 
     def batches(epoch: int) -> Any:
         return data.loader(config.batch_size, shuffle=True, augment=augment, seed=seed, epoch=epoch, drop_last=True,
-                           num_workers=config.num_workers)
+                           num_workers=config.num_workers, pin_memory=device.type == "cuda")
 
     steps_per_epoch = len(batches(0))
     scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, warmup_cosine(epochs * steps_per_epoch, config.warmup_fraction))
@@ -347,7 +355,8 @@ def _contrastive_terms(kind: str, config: TrainConfig) -> list[tuple[str, nn.Mod
 def adapt_cross_spectral(teacher: nn.Module, train_set: Any, config: TrainConfig,
                          settings: AdaptSettings = AdaptSettings(), *, dev_set: Any = None, seed: int = 0,
                          device: str | torch.device | None = None, checkpoint_dir: str | Path | None = None,
-                         progress: bool = True, stop_after_epoch: int | None = None) -> TrainResult:
+                         progress: bool = True, stop_after_epoch: int | None = None,
+                         bf16: bool = False) -> TrainResult:
     """Adapt a copy of the RGB model ``teacher`` to NIR/thermal probes (the method).
 
     The student starts as a deep copy of ``teacher``; only the parameters of ``settings.policy``
@@ -355,6 +364,11 @@ def adapt_cross_spectral(teacher: nn.Module, train_set: Any, config: TrainConfig
     the contrastive term(s) between the student's VIS and NIR/thermal embeddings plus
     ``settings.distill_weight`` times the self-distillation term between the student's and the
     frozen teacher's VIS embeddings.  ``teacher`` itself is never modified.
+
+    Every modality of ``train_set`` other than VIS is paired with VIS (``nir`` and ``thermal`` on
+    the embedded data; ``nir`` alone on CASIA NIR-VIS 2.0).  Training runs on ``device`` (default:
+    CUDA when present); on CUDA the loaders pin memory, and ``bf16=True`` runs the student's
+    forward pass under bfloat16 autocast (losses in float32).
     """
     device = get_device(device)
     label = settings.label
@@ -369,8 +383,12 @@ def adapt_cross_spectral(teacher: nn.Module, train_set: Any, config: TrainConfig
     if report.trainable == 0:
         raise ValueError(f"policy {settings.policy!r} leaves nothing to train; use it only for evaluation.")
     optimizer = adamw(trainable_parameters(student), lr=lr, weight_decay=config.weight_decay)
-    data = train_set.select(modality=["vis", "nir", "thermal"])
-    other_modalities = tuple(m for m in ("nir", "thermal") if m in set(data.modalities))
+    data = train_set
+    other_modalities = cross_modalities(data.modalities)
+    if not other_modalities or not np.any(data.modalities == "vis"):
+        raise ValueError(f"adapt_cross_spectral: the training set holds modalities {sorted(set(data.modalities))}; "
+                         "the method pairs VIS images with images of another modality (nir, thermal, ...) of the "
+                         "same identities, so it needs both. Check the protocol's train split.")
     n_ids = len(np.unique(data.identities))
     if n_ids < config.batch_size:
         raise ValueError(f"adapt_cross_spectral: {n_ids} training identities is fewer than one batch of "
@@ -379,7 +397,8 @@ def adapt_cross_spectral(teacher: nn.Module, train_set: Any, config: TrainConfig
     def batches(epoch: int) -> Any:
         return data.pair_loader(config.batch_size, seed=seed, epoch=epoch,
                                 pairs_per_identity=config.adapt_pairs_per_identity, modalities=other_modalities,
-                                augment_vis=config.adapt_augment_vis, drop_last=True, num_workers=config.num_workers)
+                                augment_vis=config.adapt_augment_vis, drop_last=True, num_workers=config.num_workers,
+                                pin_memory=device.type == "cuda")
 
     steps_per_epoch = len(batches(0))
     scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, warmup_cosine(epochs * steps_per_epoch, config.warmup_fraction))
@@ -394,7 +413,9 @@ def adapt_cross_spectral(teacher: nn.Module, train_set: Any, config: TrainConfig
         vis = normalize(batch["vis"].to(device, non_blocking=True))
         other = normalize(batch["other"].to(device, non_blocking=True))
         labels = batch["label"].to(device)
-        emb = student(torch.cat([vis, other]))
+        with torch.autocast(device.type, dtype=torch.bfloat16, enabled=bf16):
+            emb = student(torch.cat([vis, other]))
+        emb = emb.float()
         e_vis, e_other = emb[: len(vis)], emb[len(vis):]
         out: dict[str, torch.Tensor] = {}
         total = torch.zeros((), device=device)
@@ -416,7 +437,8 @@ def adapt_cross_spectral(teacher: nn.Module, train_set: Any, config: TrainConfig
     validate = None
     if dev_set is not None:
         dev = validation_subset(dev_set, ["vis", *other_modalities])
-        validate = lambda: dev_rank1(student, dev, _protocols_for(("vis", *other_modalities)))  # noqa: E731
+        dev_protocols = available_protocols(dev.identities, dev.modalities)
+        validate = lambda: dev_rank1(student, dev, dev_protocols)  # noqa: E731
 
     fingerprint = {"kind": "adapt", "config": asdict(config), "settings": asdict(settings), "seed": seed,
                    "teacher": _state_fingerprint(teacher), "n": len(data)}

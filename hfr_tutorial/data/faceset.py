@@ -326,7 +326,8 @@ class FaceSet:
         return FaceDataset(self, augment=augment, seed=seed, epoch=epoch)
 
     def loader(self, batch_size: int, *, shuffle: bool = True, augment: bool = False, seed: int = 0,
-               epoch: int = 0, drop_last: bool = False, num_workers: int = 0) -> "torch.utils.data.DataLoader":
+               epoch: int = 0, drop_last: bool = False, num_workers: int = 0,
+               pin_memory: bool = False) -> "torch.utils.data.DataLoader":
         """Batches ``(x, y)``: x float32 ``(B, 3, H, W)`` in [0, 1], y int64 contiguous class indices.
 
         The order (when ``shuffle``) and the augmentation (horizontal flip, a small random crop
@@ -341,14 +342,14 @@ class FaceSet:
                  else np.arange(len(self)))
         return DataLoader(self.dataset(augment=augment, seed=seed, epoch=epoch), batch_size=batch_size,
                           sampler=order.tolist(), drop_last=drop_last, num_workers=num_workers,
-                          collate_fn=_keep_batch,
+                          collate_fn=_keep_batch, pin_memory=pin_memory,
                           generator=torch.Generator().manual_seed(int(seed)),
                           persistent_workers=False)
 
     def pair_loader(self, batch_size: int, *, seed: int = 0, epoch: int = 0, pairs_per_identity: int = 4,
                     augment_vis: bool = False, augment_other: bool = False,
                     modalities: Sequence[str] = ("nir", "thermal"), drop_last: bool = False,
-                    num_workers: int = 0) -> "torch.utils.data.DataLoader":
+                    num_workers: int = 0, pin_memory: bool = False) -> "torch.utils.data.DataLoader":
         """Batches of same-identity (VIS, NIR-or-thermal) pairs for cross-modal adaptation.
 
         Yields dicts ``{"vis": (B,3,H,W), "other": (B,3,H,W), "label": (B,) contiguous int64,
@@ -368,7 +369,7 @@ class FaceSet:
         batches = _unique_identity_batches(self.identities[pairs[:, 0]], batch_size, drop_last)
         ds = PairDataset(self, pairs, augment_vis=augment_vis, augment_other=augment_other, seed=seed, epoch=epoch)
         return DataLoader(ds, batch_sampler=batches, collate_fn=_keep_batch, num_workers=num_workers,
-                          generator=torch.Generator().manual_seed(int(seed)))
+                          pin_memory=pin_memory, generator=torch.Generator().manual_seed(int(seed)))
 
     # ------------------------------------------------------------------ on disk
     @classmethod

@@ -4,6 +4,8 @@ from .edgeface import (
     INPUT_SIZE,
     VARIANTS,
     CheckpointError,
+    checkpoint_names,
+    checkpoint_search_path,
     EdgeFace,
     EdgeFaceVariant,
     LoRaLin,
@@ -17,10 +19,12 @@ from .edgeface import (
     load_edgeface,
     normalize,
     read_checkpoint,
+    weights_hint,
 )
 
 __all__ = [
     "EMBEDDING_DIM", "INPUT_SIZE", "VARIANTS", "CheckpointError", "EdgeFace", "EdgeFaceVariant", "LoRaLin",
     "count_parameters", "create_edgeface", "download_official_weights", "find_checkpoint", "get_variant",
     "images_to_tensor", "list_variants", "load_edgeface", "normalize", "read_checkpoint",
+    "checkpoint_names", "checkpoint_search_path", "weights_hint",
 ]

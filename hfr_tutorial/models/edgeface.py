@@ -365,22 +365,53 @@ def load_edgeface(variant: str = "edgeface_xxs", checkpoint: str | os.PathLike |
     return model
 
 
-def find_checkpoint(variant: str, search: Iterable[str | os.PathLike] | None = None) -> Path | None:
-    """Look for an official checkpoint of ``variant`` on disk (never on the network).
+def checkpoint_names(variant: str) -> tuple[str, ...]:
+    """File names a checkpoint of ``variant`` goes by, best first.
 
-    Searched, in order: the given folders, ``$HFR_ASSETS/weights``, and the torch.hub cache of the
-    official repository (``$TORCH_HOME/hub/otroshi_edgeface_main/checkpoints``).  File names tried:
-    ``<variant>_float.pt``, ``<variant>.pt``, ``<variant>_q.pt``.
+    ``<variant>_float.pt`` (a dequantized float file, as in the test assets), ``<variant>.pt`` (the
+    official float files: ``edgeface_xxs.pt``, ``edgeface_base.pt`` ...) and ``<variant>_q.pt``
+    (the official int8 files, whose Linear weights :func:`read_checkpoint` dequantizes).
+    """
+    return (f"{variant}_float.pt", f"{variant}.pt", f"{variant}_q.pt")
+
+
+def checkpoint_search_path(search: Iterable[str | os.PathLike] | None = None) -> list[Path]:
+    """The folders :func:`find_checkpoint` looks in, in order.
+
+    The given folders, then ``$HFR_ASSETS/weights``, then ``torch.hub.get_dir()/checkpoints`` (where
+    the official hub entry points save their downloads, through
+    ``torch.hub.load_state_dict_from_url``), then ``torch.hub.get_dir()/otroshi_edgeface_main/checkpoints``
+    (a clone of the official repository made by ``torch.hub.load``).
     """
     folders: list[Path] = [Path(p) for p in (search or [])]
     if os.environ.get("HFR_ASSETS"):
         folders.append(Path(os.environ["HFR_ASSETS"]) / "weights")
-    folders.append(Path(torch.hub.get_dir()) / "otroshi_edgeface_main" / "checkpoints")
-    for folder in folders:
-        for name in (f"{variant}_float.pt", f"{variant}.pt", f"{variant}_q.pt"):
+    hub = Path(torch.hub.get_dir())
+    folders += [hub / "checkpoints", hub / "otroshi_edgeface_main" / "checkpoints"]
+    return folders
+
+
+def find_checkpoint(variant: str, search: Iterable[str | os.PathLike] | None = None) -> Path | None:
+    """Look for an official checkpoint of ``variant`` on disk (never on the network); None if absent.
+
+    Folders, in order: :func:`checkpoint_search_path`; in each, the names of
+    :func:`checkpoint_names` (float before int8).
+    """
+    get_variant(variant)
+    for folder in checkpoint_search_path(search):
+        for name in checkpoint_names(variant):
             if (folder / name).is_file():
                 return folder / name
     return None
+
+
+def weights_hint(variant: str = "edgeface_xxs") -> str:
+    """How to get the official weights of ``variant`` onto this disk (printed when they are missing)."""
+    folders = ", ".join(str(f) for f in checkpoint_search_path())
+    return (f"Looked for {' / '.join(checkpoint_names(variant))} in: {folders}. To get them: set HFR_ASSETS to a "
+            f"folder holding weights/{variant}_float.pt, or with network access run once "
+            f"python -c \"import torch; torch.hub.load('{HUB_REPO}', '{variant}', source='github', pretrained=True)\" "
+            f"(it saves {variant}.pt in {Path(torch.hub.get_dir()) / 'checkpoints'}), or download it from {WEIGHTS_HOME}.")
 
 
 def download_official_weights(variant: str) -> Path:
