@@ -620,6 +620,21 @@ def evaluate_protocols(
     return {name: protocol_metrics(ps, ks) for name, ps in scored.items()}
 
 
+def all_pairs_verification(embeddings: Any, identities: Any) -> dict[str, float]:
+    """Verification metrics over every pair of images of one set (no gallery): AUC, EER, TAR at FAR.
+
+    The measure of ``shared/assets/README.md``'s reference figures (a small labelled set, all
+    pairs); each unordered pair counts once.
+    """
+    emb = l2_normalize(_check_embeddings(embeddings))
+    identities = np.asarray(identities).ravel()
+    if identities.size != len(emb):
+        raise ValueError(f"{len(emb)} embeddings but {identities.size} identity labels.")
+    rows, cols = np.triu_indices(len(emb), 1)
+    scores = np.einsum("ij,ij->i", emb[rows], emb[cols])
+    return verification_metrics(scores, identities[rows] == identities[cols])
+
+
 def metrics_table(results: Mapping[str, Any]) -> "pandas.DataFrame":  # noqa: F821
     """A tidy table, one row per (run, protocol) and one column per metric.
 
