@@ -427,8 +427,17 @@ def _model_artifact(preset: Preset, kind: str, name: str, payload: dict[str, Any
         return found if found is not None else _build_model_entry(entry, payload, name, key, build)
 
 
+NOT_IN_KEY: tuple[str, ...] = ("num_workers",)
+"""TrainConfig fields that change how fast a model trains, not what it learns: left out of cache keys."""
+
+
+def train_payload(preset: Preset) -> dict[str, Any]:
+    """The training settings that determine a trained model (``TrainConfig`` less :data:`NOT_IN_KEY`)."""
+    return {k: v for k, v in asdict(preset.train).items() if k not in NOT_IN_KEY}
+
+
 def recognizer_payload(preset: Preset, seed: int, modalities: tuple[str, ...], epochs: int) -> dict[str, Any]:
-    return {"kind": "recognizer", "data": data_payload(preset, seed), "train": asdict(preset.train),
+    return {"kind": "recognizer", "data": data_payload(preset, seed), "train": train_payload(preset),
             "modalities": list(modalities), "epochs": epochs, "seed": seed, "cache_version": CACHE_VERSION}
 
 
@@ -476,7 +485,7 @@ def load_adapted(settings: AdaptSettings = AdaptSettings(), preset: str | Preset
     """An adaptation run of the baseline (the method or a variant of it), cached."""
     preset = get_preset(preset)
     baseline = load_baseline(preset, seed, progress)
-    payload = {"kind": "adapt", "baseline": baseline.key, "train": asdict(preset.train),
+    payload = {"kind": "adapt", "baseline": baseline.key, "train": train_payload(preset),
                "settings": asdict(settings.resolved(preset.train)), "seed": seed, "cache_version": CACHE_VERSION}
 
     def build(checkpoints: Path) -> TrainResult:

@@ -98,3 +98,14 @@ def test_cached_faceset_keeps_names_and_metadata():
     assert list(cached.identity_names) == list(fresh.identity_names)
     assert cached.name == fresh.name
     assert (cached.landmarks is None) == (fresh.landmarks is None)
+
+
+def test_cache_key_does_not_depend_on_num_workers():
+    """Worker processes change the speed of training, not its result (the loaders' batches are seeded)."""
+    from hfr_tutorial.artifacts import _digest, recognizer_payload
+    from hfr_tutorial.config import get_preset
+
+    smoke = get_preset("smoke")
+    keys = {_digest(recognizer_payload(smoke.replace(train__num_workers=n), 0, ("vis",), 1)) for n in (0, 2)}
+    assert len(keys) == 1
+    assert _digest(recognizer_payload(smoke.replace(train__baseline_lr=1e-2), 0, ("vis",), 1)) not in keys
