@@ -164,7 +164,11 @@ def check_faceset(faceset: Any, where: str) -> list[str]:
         except ValueError as err:
             problems.append(f"its eval split: {err}")
         else:
-            if not [p for p in protocols if not p.startswith("vis->")]:
+            missing = [m for m in cross_modalities(evalset.modalities) if f"{m}->vis" not in protocols]
+            if missing:
+                problems.append(f"its eval split holds {missing} images but none is a probe of an identity enrolled in "
+                                "the VIS gallery (role 'probe', and a 'gallery' VIS image of the same identity)")
+            elif not [p for p in protocols if not p.startswith("vis->")]:
                 problems.append(f"its eval split has no cross-modal protocol (modalities "
                                 f"{sorted(set(evalset.modalities))}; every probe modality needs probes of "
                                 "identities enrolled in the VIS gallery)")
@@ -329,6 +333,7 @@ def run_experiment(*, data: str | Path | None = None, protocol: str | None = Non
     out = Path(out)
     torch_device = resolve_device(device)
     start = resolve_model(model, variant)
+    teacher = start.load()  # a file of another variant is refused here, before the data is read
     check_out_dir(out)
     earlier = None if overwrite else previous_results(out)
     if earlier is not None:
@@ -368,7 +373,6 @@ def run_experiment(*, data: str | Path | None = None, protocol: str | None = Non
             raise ExperimentError(f"{data}: images of {fs.image_size} px; EdgeFace needs a side divisible by 16 "
                                   "(112 for the official weights). Rewrite the layout with --size 112.")
 
-    teacher = start.load()
     say(f"[1/3] starting model: {start.variant} from {start.checkpoint}; data: {source['name']}"
         + (f", {len(sets)} fold(s)" if len(sets) > 1 else "") + f"; device {torch_device}")
     lrs = [lr] if lr is not None else list(recipe.lr_grid)

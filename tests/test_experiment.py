@@ -173,6 +173,31 @@ def test_a_layout_without_vis_gallery_is_refused_before_training(tmp_path):
     assert not (tmp_path / "o" / "metrics.json").exists()
 
 
+def test_a_checkpoint_of_another_variant_and_a_modality_without_probes_are_refused(smoke_layout, tmp_path):
+    import csv
+
+    from hfr_tutorial.models import CheckpointError
+
+    root, ckpt = smoke_layout
+    with pytest.raises(CheckpointError, match="most likely belongs to variant 'edgeface_xxs'"):
+        run_experiment(data=root, model=str(ckpt), variant="edgeface_xs", preset="smoke", out=tmp_path / "o",
+                       progress=False, figures=False)
+    bad = tmp_path / "bad"
+    import shutil
+
+    shutil.copytree(root, bad)
+    rows = list(csv.DictReader(open(bad / "protocols" / "default.csv")))
+    for r in rows:  # thermal eval images lose their probe role
+        if r["split"] == "eval" and r["modality"] == "thermal":
+            r["role"] = "gallery"
+    with open(bad / "protocols" / "default.csv", "w", newline="") as fh:
+        writer = csv.DictWriter(fh, fieldnames=list(rows[0]))
+        writer.writeheader()
+        writer.writerows(rows)
+    with pytest.raises(ExperimentError, match=r"\['thermal'\] images but none is a probe"):
+        run_experiment(data=bad, model=str(ckpt), preset="smoke", out=tmp_path / "o", progress=False, figures=False)
+
+
 def test_casia_view2_runs_every_fold_nir_only(tmp_path):
     """The miniature CASIA archive of test_data_scripts -> converter -> run --protocol view2: ten folds, mean +- std."""
     sys.path.insert(0, str(REPO / "tests"))
