@@ -1,0 +1,244 @@
+"""Edge deployment: the ONNX round trip, int8, the refusal of damaged files, the export command.
+
+Two exports in all (each takes 10-20 s of tracing on a laptop CPU): a random-init EdgeFace-XXS at
+64 px through the ``export`` command (module fixture, reused by the file tests), and the real
+weights at 112 px where the assets are present.
+"""
+from __future__ import annotations
+
+import argparse
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from torch import nn
+
+pytest.importorskip("onnx")
+pytest.importorskip("onnxruntime")
+pytest.importorskip("onnxscript")
+
+from hfr_tutorial import deploy  # noqa: E402
+from hfr_tutorial.deploy import DeploymentError  # noqa: E402
+from hfr_tutorial.evaluate import evaluate_protocols, verification_metrics  # noqa: E402
+from hfr_tutorial.models import create_edgeface, find_checkpoint, load_edgeface  # noqa: E402
+
+
+@pytest.fixture(autouse=True, scope="module")
+def _one_thread():
+    """One PyTorch thread: on a shared 2-core machine two threads wait on each other at every operator."""
+    with deploy.torch_threads(1):
+        yield
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="hfr-tutorial")
+    deploy.add_export_parser(parser.add_subparsers(dest="command", required=True))
+    return parser
+
+
+@pytest.fixture(scope="module")
+def exported(tmp_path_factory):
+    """`hfr-tutorial export` on a tmp checkpoint of a random-init XXS at 64 px, with static int8."""
+    folder = tmp_path_factory.mktemp("export")
+    model = create_edgeface("edgeface_xxs", seed=0).eval()
+    checkpoint = folder / "random_xxs.pt"
+    torch.save(model.state_dict(), checkpoint)
+    args = _parser().parse_args(["export", "--checkpoint", str(checkpoint), "--out", str(folder / "model.onnx"),
+                                 "--image-size", "64", "--int8", "static", "--max-calibration", "24",
+                                 "--repeats", "3", "--threads", "1"])
+    import contextlib
+    import io
+
+    out = io.StringIO()
+    with contextlib.redirect_stdout(out):
+        rc = args.func(args)
+    return {"rc": rc, "stdout": out.getvalue(), "folder": folder, "model": model, "onnx": folder / "model.onnx",
+            "int8": folder / "model.int8-static.onnx"}
+
+
+def test_export_command_on_a_tmp_checkpoint(exported):
+    assert exported["rc"] == 0, exported["stdout"]
+    text = exported["stdout"]
+    assert exported["onnx"].is_file() and exported["int8"].is_file()
+    for expected in ("Size on disk", "ONNX float", "ONNX int8 (static)", "PASS", "batch 1:", "batch 64:", "faces/s",
+                     "rank-1", "EER", "torch.onnx.export(dynamo=True)"):
+        assert expected in text, f"{expected!r} missing from the command's output:\n{text}"
+    assert "FAIL" not in text
+
+
+def test_round_trip_agrees_above_the_float_threshold_with_a_dynamic_batch(exported):
+    model = exported["model"]
+    images, ids, mods = deploy.synthetic_faces(64, identities=range(20_000, 20_012))
+    reference = deploy.torch_form(model, "PyTorch float", image_size=64)
+    onnx_float = deploy.onnx_form(exported["onnx"], "ONNX float")
+    agreement = deploy.check_form(onnx_float, reference, images, threshold=deploy.FLOAT_THRESHOLD,
+                                  identities=ids, modalities=mods)
+    assert agreement.passed and agreement.cos_min >= 0.999 and agreement.cos_mean >= 0.999
+    assert list(agreement.metrics.index) == ["vis->vis", "nir->vis", "thermal->vis"]
+    assert np.allclose(agreement.metrics["d_rank1"], 0, atol=0.02)
+    for batch in (1, 7):  # one file serves every batch size
+        x = deploy.faces_to_input(images[:batch], 64)
+        assert onnx_float.run(x).shape == (batch, 512)
+    summary = deploy.operator_summary(exported["onnx"])
+    assert summary["inputs"] == [("input", ["batch", 3, 64, 64])]
+    assert summary["outputs"] == [("embedding", ["batch", 512])]
+    meta = deploy.onnx_metadata(deploy.load_onnx(exported["onnx"]))
+    assert meta["hfr_tutorial.image_size"] == "64" and meta["hfr_tutorial.variant"] == "edgeface_xxs"
+    with pytest.raises(DeploymentError, match="64x64"):
+        deploy.embed_form(onnx_float, np.zeros((2, 112, 112, 3), np.uint8))
+
+
+def test_two_models_of_one_variant_export_to_the_same_graph(exported, tmp_path):
+    """The adapted model costs what the original costs: only initializer values differ."""
+    summary = deploy.operator_summary(exported["onnx"])
+    int8 = deploy.operator_summary(exported["int8"])
+    assert "QuantizeLinear" in int8["op_types"] and "QuantizeLinear" not in summary["op_types"]
+    assert deploy.file_size(exported["int8"]) < 0.5 * deploy.file_size(exported["onnx"])
+
+
+def test_dynamic_int8_in_torch_and_onnxruntime(exported, tmp_path):
+    model = exported["model"]
+    quantized = deploy.quantize_torch_dynamic(model)
+    n_linear = sum(isinstance(m, nn.Linear) for m in model.modules())
+    dynamic = [m for m in quantized.modules() if type(m).__module__.startswith("torch.ao.nn.quantized.dynamic")]
+    assert n_linear == 31 and len(dynamic) == n_linear
+    assert all(isinstance(m, nn.Linear) for m in model.modules() if isinstance(m, nn.Linear))  # original untouched
+    assert deploy.torch_file_size(quantized) < 0.5 * deploy.torch_file_size(model)
+    dst = deploy.quantize_onnx_dynamic(exported["onnx"], tmp_path / "dyn.onnx")
+    assert "DynamicQuantizeLinear" in deploy.operator_summary(dst)["op_types"]
+    images, ids, mods = deploy.synthetic_faces(64, identities=range(20_000, 20_012))
+    reference = deploy.torch_form(model, "PyTorch float", image_size=64)
+    for form in (deploy.torch_form(quantized, "PyTorch int8", image_size=64), deploy.onnx_form(dst, "ONNX int8")):
+        agreement = deploy.check_form(form, reference, images, threshold=deploy.INT8_THRESHOLD, identities=ids,
+                                      modalities=mods)
+        assert agreement.passed, agreement.summary()
+
+
+def _flip(src: Path, dst: Path, at: float) -> Path:
+    data = bytearray(src.read_bytes())
+    i = int(len(data) * at)
+    data[i:i + 4] = bytes(b ^ 0xFF for b in data[i:i + 4])
+    dst.write_bytes(bytes(data))
+    return dst
+
+
+def test_a_tampered_file_is_refused(exported, tmp_path):
+    deploy.load_onnx(exported["onnx"])  # the original is fine
+    # a flipped weight parses and runs: only the digest can tell
+    with pytest.raises(DeploymentError, match="modified after export"):
+        deploy.load_onnx(_flip(exported["onnx"], tmp_path / "weights.onnx", 0.5))
+    with pytest.raises(DeploymentError, match="modified after export"):
+        deploy.onnx_session(_flip(exported["int8"], tmp_path / "int8.onnx", 0.6))
+    with pytest.raises(DeploymentError):  # the header: not parseable, or not a valid model
+        deploy.load_onnx(_flip(exported["onnx"], tmp_path / "header.onnx", 0.0))
+    foreign = tmp_path / "foreign.onnx"
+    import onnx
+
+    model = onnx.load(exported["onnx"])
+    del model.metadata_props[:]
+    onnx.save(model, foreign)
+    with pytest.raises(DeploymentError, match="no hfr_tutorial.sha256 digest"):
+        deploy.load_onnx(foreign)
+    deploy.load_onnx(foreign, require_digest=False)
+
+
+@pytest.mark.parametrize("keep", [0.33, 0.999])
+def test_a_truncated_file_is_refused(exported, tmp_path, keep):
+    data = exported["onnx"].read_bytes()
+    cut = tmp_path / "cut.onnx"
+    cut.write_bytes(data[: int(len(data) * keep)])
+    with pytest.raises(DeploymentError, match="truncated"):
+        deploy.onnx_form(cut, "cut")
+
+
+def test_missing_and_empty_files_are_refused(tmp_path):
+    with pytest.raises(DeploymentError, match="does not exist"):
+        deploy.load_onnx(tmp_path / "nothing.onnx")
+    (tmp_path / "empty.onnx").write_bytes(b"")
+    with pytest.raises(DeploymentError, match="empty"):
+        deploy.load_onnx(tmp_path / "empty.onnx")
+
+
+def test_disagreement_names_the_output_the_face_and_how_much():
+    rng = np.random.default_rng(0)
+    ref = rng.standard_normal((40, 512)).astype(np.float32)
+    ids = np.repeat(np.arange(10), 4)
+    mods = np.tile(["vis", "vis", "nir", "nir"], 10)
+    cand = ref.copy()
+    cand[13] = rng.standard_normal(512)  # one face goes wrong
+    ok = deploy.compare_embeddings(ref, ref, form="same", threshold=deploy.FLOAT_THRESHOLD, identities=ids,
+                                   modalities=mods)
+    assert ok.passed and ok.cos_min == pytest.approx(1.0, abs=1e-6)
+    with pytest.raises(DeploymentError, match=r"output 'embedding'.*cosine -?0\.\d+ < 0\.999 at face 13 \(identity 3, vis\)"):
+        deploy.compare_embeddings(ref, cand, form="broken", threshold=deploy.FLOAT_THRESHOLD, identities=ids,
+                                  modalities=mods)
+    soft = deploy.compare_embeddings(ref, cand, form="broken", threshold=deploy.FLOAT_THRESHOLD, strict=False)
+    assert not soft.passed and soft.worst_face == 13 and "FAIL" in soft.summary()
+    with pytest.raises(DeploymentError, match="shape"):
+        deploy.compare_embeddings(ref, cand[:, :128], form="wrong size", threshold=deploy.FLOAT_THRESHOLD)
+
+
+def test_bootstrap_intervals_over_identities():
+    rng = np.random.default_rng(1)
+    n_id, per = 30, 4
+    centres = rng.standard_normal((n_id, 64))
+    ids = np.repeat(np.arange(n_id), 2 * per)
+    mods = np.tile(np.repeat(["vis", "nir"], per), n_id)
+    noise = np.where(mods[:, None] == "nir", 1.4, 0.8)
+    emb = {"a": centres[ids] + noise * rng.standard_normal((len(ids), 64))}
+    emb["b"] = emb["a"] + 0.3 * rng.standard_normal(emb["a"].shape)
+    protocols = ("vis->vis", "nir->vis")
+    table = deploy.bootstrap_intervals(emb, ids, mods, protocols, reference="a", n_boot=300, seed=0)
+    again = deploy.bootstrap_intervals(emb, ids, mods, protocols, reference="a", n_boot=300, seed=0)
+    assert table.equals(again)  # seeded
+    for (name, protocol), row in table.iterrows():
+        exact = evaluate_protocols(emb[name], ids, mods, (protocol,))[protocol]
+        assert row["rank1"] == exact["rank1"] and row["eer"] == exact["eer"]
+        assert row["rank1_lo"] <= row["rank1"] <= row["rank1_hi"]
+        assert row["rank1_hi"] - row["rank1_lo"] > 0 or row["rank1"] == 1.0
+        assert row["eer_lo"] <= row["eer"] + 0.01 and row["eer"] - 0.01 <= row["eer_hi"]
+    assert (table.loc["a", ["d_rank1", "d_rank1_lo", "d_rank1_hi", "d_eer_lo", "d_eer_hi"]] == 0).all().all()
+    # the binned EER of the whole sample (weights 1) is the library's EER within a bin or so
+    from hfr_tutorial.evaluate import score_protocols
+
+    ps = score_protocols(emb["b"], ids, mods, ("nir->vis",))["nir->vis"]
+    edges = np.linspace(ps.scores.min() - 1e-9, ps.scores.max() + 1e-9, 4001)
+    gen, _ = np.histogram(ps.scores[ps.same], edges)
+    imp, _ = np.histogram(ps.scores[~ps.same], edges)
+    binned = deploy._eer_from_histograms(gen[None].astype(float), imp[None].astype(float))[0]
+    assert binned == pytest.approx(verification_metrics(ps.scores, ps.same)["eer"], abs=2e-3)
+    with pytest.raises(KeyError, match="reference"):
+        deploy.bootstrap_intervals(emb, ids, mods, protocols, reference="c")
+
+
+def test_image_size_is_checked():
+    with pytest.raises(ValueError, match="at least 32"):
+        deploy.export_onnx(nn.Identity(), "x.onnx", image_size=16)
+
+
+@pytest.mark.assets
+def test_real_weights_export_at_112(assets, tmp_path):
+    from PIL import Image
+
+    from hfr_tutorial.data.spectral import simulate
+
+    checkpoint = find_checkpoint("edgeface_xxs", [assets / "weights"])
+    assert checkpoint is not None, f"no edgeface_xxs weights in {assets / 'weights'}"
+    model = load_edgeface("edgeface_xxs", checkpoint).eval()
+    info = deploy.export_onnx(model, tmp_path / "real.onnx", image_size=112)
+    assert info.image_size == 112 and info.opset >= 18
+    files = sorted((assets / "faces" / "dlib_johns" / "vis").glob("*/*"))
+    vis = np.stack([np.asarray(Image.open(f).convert("RGB").resize((112, 112), Image.BILINEAR)) for f in files])
+    ids = np.array([f.parent.name for f in files])
+    images = np.concatenate([vis, simulate(vis, "nir"), simulate(vis, "thermal")])
+    ids3, mods = np.tile(ids, 3), np.repeat(["vis", "nir", "thermal"], len(vis))
+    reference = deploy.torch_form(model, "PyTorch float", image_size=112)
+    agreement = deploy.check_form(deploy.onnx_form(info.path, "ONNX float"), reference, images,
+                                  threshold=deploy.FLOAT_THRESHOLD, identities=ids3, modalities=mods)
+    assert agreement.cos_min >= 0.999
+    int8 = deploy.check_form(deploy.torch_form(deploy.quantize_torch_dynamic(model), "PyTorch int8", image_size=112),
+                             reference, images, threshold=deploy.INT8_THRESHOLD, identities=ids3, modalities=mods)
+    assert int8.passed, int8.summary()
+    assert int8.cos_mean < 0.999  # int8 is not free on the real weights: the threshold is not vacuous
