@@ -116,11 +116,18 @@ def smoke_layout(tmp_path_factory):
     return root, ckpt
 
 
-def test_run_experiment_on_a_layout_writes_loadable_checkpoints(smoke_layout, tmp_path):
+@pytest.fixture(scope="module")
+def smoke_run(smoke_layout, tmp_path_factory):
     root, ckpt = smoke_layout
-    out = tmp_path / "out"
+    out = tmp_path_factory.mktemp("run") / "out"
     m = run_experiment(data=root, model=str(ckpt), preset="smoke", runs=["paper/contrastive+distill"], out=out,
-                       progress=False, figures=False, device="cpu")
+                       progress=False, figures=True, device="cpu")
+    return m, out
+
+
+def test_run_experiment_on_a_layout_writes_loadable_checkpoints(smoke_layout, smoke_run):
+    root, ckpt = smoke_layout
+    m, out = smoke_run
     fold = m["folds"]["default"]
     assert fold["protocols"] == ["vis->vis", "nir->vis", "thermal->vis"]
     run = fold["runs"]["paper/contrastive+distill"]
@@ -133,7 +140,9 @@ def test_run_experiment_on_a_layout_writes_loadable_checkpoints(smoke_layout, tm
                                                      load_edgeface("edgeface_xxs", ckpt).state_dict().values()))
     saved = json.loads((out / "metrics.json").read_text())
     assert saved["summary"]["runs"]["before"]["nir->vis"]["rank1"]["n"] == 1
-    assert "adapted on synthetic-smoke" in (out / "report.md").read_text()
+    report = (out / "report.md").read_text()
+    assert "adapted on synthetic-smoke" in report and "figures/roc.png" in report
+    assert (out / "figures" / "rank1_by_run.png").is_file()
 
 
 def test_the_guard_refuses_a_model_that_lost_vis(smoke_layout, tmp_path):
@@ -146,11 +155,10 @@ def test_the_guard_refuses_a_model_that_lost_vis(smoke_layout, tmp_path):
     assert "checkpoint" not in run and not (tmp_path / "out" / "checkpoints").exists()
 
 
-def test_refuses_to_drop_earlier_results_and_bad_inputs(smoke_layout, tmp_path):
+def test_refuses_to_drop_earlier_results_and_bad_inputs(smoke_layout, smoke_run, tmp_path):
     root, ckpt = smoke_layout
-    out = tmp_path / "out"
+    _, out = smoke_run
     kw = dict(data=root, model=str(ckpt), preset="smoke", out=out, progress=False, figures=False, device="cpu")
-    run_experiment(runs=["paper/contrastive+distill"], **kw)
     with pytest.raises(ValueError, match="--overwrite"):
         run_experiment(runs=["paper/contrastive"], **kw)
     with pytest.raises(ExperimentError, match="choose one or more"):
@@ -274,8 +282,7 @@ def test_real_weights_keep_vis_on_aligned_real_photos(assets, tmp_path):
 
     layout = tmp_path / "real"
     prepare_folder.main(["--source", str(assets / "photos" / "deepface9"), str(assets / "faces" / "dlib_johns"),
-                         str(assets / "faces" / "bbt8_faceapi"), "--out", str(layout), "--pseudo", "nir,thermal",
-                         "--no-progress"])
+                         "--out", str(layout), "--pseudo", "nir,thermal", "--split", "0.5,0.2,0.3", "--no-progress"])
     preset = get_preset("smoke").replace(pretrained__epochs=2, pretrained__batch_size=16,
                                          pretrained__lr_grid=(3e-4,))
     m = run_experiment(data=layout, model="edgeface_xxs", preset=preset, runs=["paper/contrastive+distill"],
