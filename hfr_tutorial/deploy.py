@@ -75,6 +75,16 @@ class DeploymentError(ValueError):
     """
 
 
+def require_deploy_packages() -> None:
+    """Fail early, naming the fix, when onnx, onnxruntime or onnxscript is not installed."""
+    import importlib.util
+
+    missing = [name for name in ("onnx", "onnxruntime", "onnxscript") if importlib.util.find_spec(name) is None]
+    if missing:
+        raise ImportError(f"Edge deployment needs {', '.join(missing)}, which is not installed: "
+                          "pip install -c constraints.txt -e '.[deploy]' (the dev extra includes it).")
+
+
 # ------------------------------------------------------------------------------------------------
 # Thresholds of the agreement check
 # ------------------------------------------------------------------------------------------------
@@ -279,6 +289,7 @@ def export_onnx(model: nn.Module, path: str | os.PathLike, *, image_size: int = 
     PyTorch's (cosine >= 0.9999) and have the batch's length, else :class:`DeploymentError`.
     The full agreement check on faces is :func:`compare_embeddings`.
     """
+    require_deploy_packages()
     import onnx
 
     image_size = _check_image_size(image_size)
@@ -923,6 +934,7 @@ def export_command(args: argparse.Namespace) -> int:
     """
     from .models.edgeface import load_edgeface
 
+    require_deploy_packages()
     image_size = _check_image_size(args.image_size)
     out = Path(args.out)
     if out.suffix != ".onnx":
@@ -998,8 +1010,17 @@ def add_export_parser(subparsers: Any) -> argparse.ArgumentParser:
     """Register ``export`` on the command line's subparsers (``hfr_tutorial/__main__.py``)."""
     from .models.edgeface import list_variants
 
-    p = subparsers.add_parser("export", help="export a checkpoint to checked ONNX (float, int8), with size, "
-                                             "agreement and latency")
+    p = subparsers.add_parser(
+        "export", help="export a checkpoint to checked ONNX (float, int8), with size, agreement and latency",
+        description="Export an EdgeFace checkpoint to ONNX (torch.onnx.export, dynamo=True; dynamic batch),\n"
+                    "check it (onnx.checker, digest, agreement with the float PyTorch model on faces) and time\n"
+                    "it. With --int8 an onnxruntime int8 model is written beside --out\n"
+                    "(<stem>.int8-<mode>.onnx). A form that fails its agreement threshold is removed and the\n"
+                    "command exits with code 2.\n\nexamples:\n"
+                    "  hfr-tutorial export --checkpoint edgeface_xxs_float.pt --out xxs.onnx --int8 dynamic\n"
+                    "  hfr-tutorial export --checkpoint model.pt --image-size 64 --out adapted.onnx --int8 static "
+                    "--calibration LAYOUT",
+        formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--checkpoint", type=Path, required=True, help="EdgeFace checkpoint (.pt: official float or _q "
                                                                    "file, or a model.pt of the cache)")
     p.add_argument("--variant", default="edgeface_xxs", choices=list_variants(), help="EdgeFace variant (default edgeface_xxs)")

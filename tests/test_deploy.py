@@ -45,9 +45,16 @@ def exported(tmp_path_factory):
     model = create_edgeface("edgeface_xxs", seed=0).eval()
     checkpoint = folder / "random_xxs.pt"
     torch.save(model.state_dict(), checkpoint)
+    from hfr_tutorial.data import FaceSet
+
+    layouts = {}
+    for name, identities in (("faces", range(6)), ("calibration", range(100, 104))):
+        images, ids, mods = deploy.synthetic_faces(64, identities=identities, per_modality=2)
+        FaceSet(images, ids, mods, splits=np.full(len(ids), "eval"), name=name).write_layout(folder / name)
+        layouts[name] = folder / name
     args = _parser().parse_args(["export", "--checkpoint", str(checkpoint), "--out", str(folder / "model.onnx"),
-                                 "--image-size", "64", "--int8", "static", "--max-calibration", "24",
-                                 "--repeats", "3", "--threads", "1"])
+                                 "--image-size", "64", "--int8", "static", "--calibration", str(layouts["calibration"]),
+                                 "--faces", str(layouts["faces"]), "--repeats", "3", "--threads", "1"])
     import contextlib
     import io
 
@@ -63,7 +70,8 @@ def test_export_command_on_a_tmp_checkpoint(exported):
     text = exported["stdout"]
     assert exported["onnx"].is_file() and exported["int8"].is_file()
     for expected in ("Size on disk", "ONNX float", "ONNX int8 (static)", "PASS", "batch 1:", "batch 64:", "faces/s",
-                     "rank-1", "EER", "torch.onnx.export(dynamo=True)"):
+                     "rank-1", "EER", "torch.onnx.export(dynamo=True)", "Agreement set: 36 faces of 6 identities",
+                     "Calibrated static int8 on 24 faces from the layout"):
         assert expected in text, f"{expected!r} missing from the command's output:\n{text}"
     assert "FAIL" not in text
 

@@ -28,7 +28,7 @@ import hfr_tutorial
 ROOT = Path(__file__).resolve().parents[1]
 NOTEBOOKS = sorted((ROOT / "notebooks").glob("[0-9][0-9]_*.ipynb"))
 EXPECTED = ["00_data_and_modality_gap", "01_baseline_rgb_model", "02_layer_freezing", "03_contrastive_alignment",
-            "04_self_distillation", "05_full_training", "06_evaluation", "07_real_edgeface"]
+            "04_self_distillation", "05_full_training", "06_evaluation", "07_real_edgeface", "08_edge_deployment"]
 
 
 def _library_names() -> set[str]:
