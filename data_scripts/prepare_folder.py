@@ -41,7 +41,6 @@ import csv
 import hashlib
 import json
 import shutil
-import sys
 from pathlib import Path
 from typing import Any, Sequence
 
@@ -413,6 +412,4 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
 
 
 if __name__ == "__main__":
-    if str(Path(__file__).resolve().parents[1]) not in sys.path:
-        sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
     raise SystemExit(run_cli(main))

@@ -30,7 +30,6 @@ Taught in ``notebooks/07_real_edgeface.ipynb``.
 from __future__ import annotations
 
 import hashlib
-import json
 import re
 import time
 from dataclasses import asdict, dataclass, replace
