@@ -97,6 +97,23 @@ def markdown_table(rows: list[dict]) -> str:
     return "\n".join(lines)
 
 
+def report_markdown(result: dict) -> str:
+    """The README's deployment section: machine, settings, the table, and every form that failed its check."""
+    m, st = result["machine"], result["settings"]
+    lines = [f"Deployment forms of EdgeFace-XXS ({', '.join(sorted({x['weights'] for x in result['models']}))}), "
+             f"measured side by side in one run of `python benchmarks/bench_deploy.py` on {m['cpu']} with "
+             f"{m['threads']} threads (torch {m['torch']}, onnxruntime {m['onnxruntime']}), {result['date']}: "
+             f"median of {st['repeats_batch1']} interleaved rounds at batch 1 and {st['repeats_batch64']} at batch 64.",
+             "", markdown_table(result["rows"]), ""]
+    for meta in result["models"]:
+        checks = ", ".join(f"{name} {a['cos_mean']:.4f}" + ("" if a["passed"] else " (failed: not timed)")
+                           for name, a in meta["agreement"].items())
+        lines.append(f"- {meta['size']} px: mean cosine to float PyTorch over {meta['agreement_faces']} faces: "
+                     f"{checks}.")
+    lines.append("- Accuracy kept on the three protocols, with intervals, is in `notebooks/08_edge_deployment.ipynb`.")
+    return "\n".join(lines)
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--quick", action="store_true", help="a few repeats at 112 px only: checks the script works")
@@ -132,12 +149,13 @@ def main(argv: list[str] | None = None) -> int:
               "date": time.strftime("%Y-%m-%d %H:%M:%S")}
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(result, indent=1, default=float) + "\n")
+    out.with_suffix(".md").write_text(report_markdown(result) + "\n")
     machine = result["machine"]
     print(f"\n{machine['cpu']}, {machine['threads']} threads, torch {machine['torch']}, "
           f"onnxruntime {machine['onnxruntime']}; median of {repeats} interleaved rounds at batch 1, "
           f"{max(2, repeats // 10)} at batch 64")
     print(markdown_table(rows))
-    print(f"\nwrote {out} in {result['seconds']:.0f} s")
+    print(f"\nwrote {out} and {out.with_suffix('.md').name} in {result['seconds']:.0f} s")
     return 0
 
 

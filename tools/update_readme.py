@@ -4,7 +4,9 @@
   and headline figures, from ``docs/results/fast/metrics.json`` (written by
   ``hfr-tutorial run --preset fast --out docs/results/fast``);
 * between ``<!-- bench:start -->`` and ``<!-- bench:end -->``: ``docs/results/bench.md`` (written by
-  ``python benchmarks/bench_cost.py --out docs/results/bench``, copied there).
+  ``python benchmarks/bench_cost.py --out docs/results/bench``, copied there);
+* between ``<!-- deploy:start -->`` and ``<!-- deploy:end -->``: ``docs/results/deploy/bench.md``
+  (written by ``python benchmarks/bench_deploy.py``).
 
     python tools/update_readme.py           # rewrite README.md
     python tools/update_readme.py --check   # exit 1 if README.md is out of date (CI, via tests)
@@ -21,6 +23,7 @@ ROOT = Path(__file__).resolve().parents[1]
 README = ROOT / "README.md"
 METRICS = ROOT / "docs" / "results" / "fast" / "metrics.json"
 BENCH = ROOT / "docs" / "results" / "bench.md"
+DEPLOY = ROOT / "docs" / "results" / "deploy" / "bench.md"
 
 
 def results_section(metrics: dict) -> str:
@@ -79,6 +82,8 @@ def render(text: str) -> str:
         text = put(text, "results", results_section(json.loads(METRICS.read_text())))
     if BENCH.is_file():
         text = put(text, "bench", BENCH.read_text().strip())
+    if DEPLOY.is_file():
+        text = put(text, "deploy", DEPLOY.read_text().strip())
     return text
 
 
