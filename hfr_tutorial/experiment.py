@@ -39,6 +39,7 @@ from typing import Any, Sequence
 import numpy as np
 
 from .config import PretrainedRecipe, Preset, get_device, get_preset
+from .selection import selection_score
 
 MEAN_STD_METRICS = ("rank1", "auc", "eer", "tar_at_far_1e-2", "tar_at_far_1e-3")
 """Metrics of which a fold family reports mean and standard deviation."""
@@ -212,18 +213,6 @@ def _dev_summary(embeddings: np.ndarray, dev: Any) -> tuple[dict[str, dict[str, 
     figures = {n: {"rank1": protocol_metrics(ps)["rank1"], "auc": protocol_metrics(ps)["auc"]}
                for n, ps in scored.items()}
     return figures, scored
-
-
-def selection_score(dev_figures: dict[str, dict[str, float]]) -> tuple[float, float]:
-    """What the learning-rate sweep maximises on dev: mean rank-1 over every dev protocol (VIS included), then mean AUC.
-
-    VIS->VIS counts as much as each cross-modal protocol, so a rate that buys cross-modal accuracy
-    by forgetting VIS does not win; AUC (all pairs) breaks the ties that rank-1 on a few dev
-    identities leaves.
-    """
-    rank1 = float(np.mean([v["rank1"] for v in dev_figures.values()]))
-    auc = float(np.mean([v["auc"] for v in dev_figures.values()]))
-    return rank1, auc
 
 
 # ------------------------------------------------------------------------------------------------
@@ -527,6 +516,7 @@ def write_figures(folder: Path, metrics: dict[str, Any], plot_data: dict[str, An
     import matplotlib.pyplot as plt
 
     from . import plots
+    from .artifacts import METHOD_RUN
     from .evaluate import metrics_table, score_protocols
 
     folder.mkdir(parents=True, exist_ok=True)
@@ -539,7 +529,7 @@ def write_figures(folder: Path, metrics: dict[str, Any], plot_data: dict[str, An
     plt.close(fig)
     files["Rank-1 by run and protocol"] = "figures/rank1_by_run.png"
     evalset, embs = plot_data["evalset"], plot_data["embeddings"]
-    after = next((n for n in ("paper/contrastive+distill", *embs) if n in embs and n != "before"), None)
+    after = next((n for n in (METHOD_RUN, *embs) if n in embs and n != "before"), None)
     curves = {"before (unadapted)": score_protocols(embs["before"], evalset.identities, evalset.modalities,
                                                     plot_data["protocols"], evalset.roles)}
     if after:

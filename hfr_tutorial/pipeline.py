@@ -24,7 +24,8 @@ from typing import Any, Sequence
 
 import numpy as np
 
-from .artifacts import COMPARISON_RUNS, ORACLE_RUN, Artifact, load_adapted, load_baseline, load_faceset, load_oracle
+from .artifacts import (ABLATIONS, COMPARISON_RUNS, FULL_RUN, METHOD_RUN, ORACLE_RUN, Artifact, load_adapted,
+                        load_baseline, load_faceset, load_oracle)
 from .config import Preset, get_preset
 from .evaluate import DEFAULT_PROTOCOLS, embed, evaluate_protocols, gap_measures, metrics_table
 
@@ -80,47 +81,131 @@ def evaluate_model(model: Any, eval_set: Any, batch_size: int = 256, progress: b
     return emb, tidy
 
 
-def run_record(artifact: Artifact, protocols: dict) -> dict[str, Any]:
-    """The ``metrics.json`` record of one model: parameter counts, training time and protocol metrics."""
-    return {"trainable_params": artifact.trainable_params, "total_params": artifact.total_params,
-            "train_seconds": round(artifact.seconds, 1), "from_cache": artifact.from_cache,
-            "protocols": protocols}
+def run_record(artifact: Artifact, protocols: dict, lr: float | None = None) -> dict[str, Any]:
+    """The ``metrics.json`` record of one model: parameter counts, training time, its rate and protocol metrics."""
+    record = {"trainable_params": artifact.trainable_params, "total_params": artifact.total_params,
+              "train_seconds": round(artifact.seconds, 1), "from_cache": artifact.from_cache, "protocols": protocols}
+    if lr is not None:
+        record["lr"] = float(lr)
+    return record
+
+
+CROSS = ("nir->vis", "thermal->vis")
+N_BOOT = 1000
+"""Bootstrap resamples of the eval identities behind every interval of the report."""
 
 
 def gap_recovery(baseline: dict, run: dict) -> dict[str, float]:
     """Share of each cross-modal gap a run closes: (run rank-1 - baseline rank-1) / (VIS - baseline)."""
     vis = baseline["protocols"]["vis->vis"]["rank1"]
     out = {}
-    for protocol in ("nir->vis", "thermal->vis"):
+    for protocol in CROSS:
         base = baseline["protocols"][protocol]["rank1"]
         gap = vis - base
         out[protocol] = (run["protocols"][protocol]["rank1"] - base) / gap if gap > 0 else float("nan")
     return out
 
 
-def summarize(metrics: dict[str, Any]) -> dict[str, Any]:
-    """The headline figures the tutorial's targets are stated in."""
+def _claim(value: float, samples: np.ndarray, level: float = 0.95) -> dict[str, Any]:
+    from .uncertainty import percentile_interval
+
+    return {"value": float(value), "interval": list(percentile_interval(samples, level))}
+
+
+def summarize(metrics: dict[str, Any], boot: Any = None) -> dict[str, Any]:
+    """The headline figures the tutorial's claims are stated in, each with a paired 95 % interval when ``boot`` is given.
+
+    ``boot`` is a :class:`~hfr_tutorial.uncertainty.Bootstrap` over the eval identities with the
+    keys ``baseline`` and the run names; every claim is then ``{"value", "interval"}`` computed on
+    the same identity resamples for all models and protocols (paired):
+
+    * ``baseline_gap``: VIS rank-1 minus each cross-modal rank-1 of the baseline;
+    * per run: ``vis_change`` (its VIS rank-1 minus the baseline's), ``gap_recovered`` (share of
+      each gap closed), ``trainable_percent``; the oracle: ``cross_over_vis`` (its cross-modal
+      rank-1 over its own VIS rank-1);
+    * ``method_over_full``: the method's cross-modal rank-1 over full fine-tuning's, and
+      ``method_minus_full`` the difference;
+    * ``distillation_effect``: for each ablation pair, VIS and cross-modal rank-1 with distillation
+      minus without.
+    """
     base = metrics["baseline"]
-    vis = base["protocols"]["vis->vis"]["rank1"]
-    summary: dict[str, Any] = {
-        "baseline_vis_rank1": vis,
-        "baseline_gap": {p: vis - base["protocols"][p]["rank1"] for p in ("nir->vis", "thermal->vis")},
-    }
+    point = {"baseline": base["protocols"], **{n: r["protocols"] for n, r in metrics["runs"].items()}}
+    have = boot is not None
+
+    def r1(name: str, protocol: str) -> tuple[float, np.ndarray | None]:
+        value = point[name][protocol]["rank1"]
+        return value, (boot.samples[name][protocol]["rank1"] if have and name in boot.samples else None)
+
+    def claim(value: float, samples: np.ndarray | None) -> Any:
+        return _claim(value, samples) if samples is not None else float(value)
+
+    vis, vis_s = r1("baseline", "vis->vis")
+    summary: dict[str, Any] = {"baseline_vis_rank1": vis, "baseline_gap": {}}
+    for p in CROSS:
+        b, b_s = r1("baseline", p)
+        summary["baseline_gap"][p] = claim(vis - b, None if b_s is None else vis_s - b_s)
     for name, run in metrics["runs"].items():
-        entry = {"vis_drop": vis - run["protocols"]["vis->vis"]["rank1"],
-                 "trainable_percent": 100 * run["trainable_params"] / run["total_params"]}
+        if name not in point:
+            continue
+        own, own_s = r1(name, "vis->vis")
+        entry: dict[str, Any] = {"trainable_percent": 100 * run["trainable_params"] / run["total_params"],
+                                 "vis_change": claim(own - vis, None if own_s is None else own_s - vis_s)}
         if name != ORACLE_RUN:
-            entry["gap_recovered"] = gap_recovery(base, run)
+            entry["gap_recovered"] = {}
+            for p in CROSS:
+                b, b_s = r1("baseline", p)
+                v, v_s = r1(name, p)
+                value = (v - b) / (vis - b) if vis > b else float("nan")
+                with np.errstate(invalid="ignore", divide="ignore"):
+                    samples = None if v_s is None else (v_s - b_s) / (vis_s - b_s)
+                entry["gap_recovered"][p] = claim(value, samples)
         else:
-            own = run["protocols"]["vis->vis"]["rank1"]
-            entry["cross_over_vis"] = {p: run["protocols"][p]["rank1"] / own if own else float("nan")
-                                       for p in ("nir->vis", "thermal->vis")}
+            entry["cross_over_vis"] = {}
+            for p in CROSS:
+                v, v_s = r1(name, p)
+                with np.errstate(invalid="ignore", divide="ignore"):
+                    entry["cross_over_vis"][p] = claim(v / own if own else float("nan"),
+                                                       None if v_s is None else v_s / own_s)
         summary[name] = entry
-    method, full = metrics["runs"].get("paper/contrastive+distill"), metrics["runs"].get("full/contrastive+distill")
-    if method and full:
-        summary["method_over_full"] = {p: method["protocols"][p]["rank1"] / max(1e-9, full["protocols"][p]["rank1"])
-                                       for p in ("nir->vis", "thermal->vis")}
+    if METHOD_RUN in point and FULL_RUN in point:
+        summary["method"], summary["full"] = METHOD_RUN, FULL_RUN
+        summary["method_over_full"], summary["method_minus_full"] = {}, {}
+        for p in ("vis->vis", *CROSS):
+            m, m_s = r1(METHOD_RUN, p)
+            f, f_s = r1(FULL_RUN, p)
+            with np.errstate(invalid="ignore", divide="ignore"):
+                summary["method_over_full"][p] = claim(m / max(1e-9, f), None if m_s is None else m_s / f_s)
+            summary["method_minus_full"][p] = claim(m - f, None if m_s is None else m_s - f_s)
+    effects = {}
+    for ablation, full_run in ABLATIONS.items():
+        if ablation in point and full_run in point:
+            effects[full_run] = {}
+            for p in ("vis->vis", *CROSS):
+                w, w_s = r1(full_run, p)
+                wo, wo_s = r1(ablation, p)
+                effects[full_run][p] = claim(w - wo, None if w_s is None else w_s - wo_s)
+    if effects:
+        summary["distillation_effect"] = effects
+    if have:
+        summary["intervals"] = {"method": "percentile bootstrap over eval identities, paired across models and "
+                                          "protocols", "resamples": boot.n_boot, "level": boot.level,
+                                "identities": boot.n_identities}
     return summary
+
+
+def value_of(claim: Any) -> float:
+    """The figure of a summary entry, whether it carries an interval (``{"value", "interval"}``) or not."""
+    return float(claim["value"]) if isinstance(claim, dict) else float(claim)
+
+
+def fmt_claim(claim: Any, scale: float = 1.0, digits: int = 3, sign: bool = False, unit: str = "") -> str:
+    """``0.973 [0.962, 0.981]``: a summary entry with its interval, scaled (100 for percent)."""
+    spec = f"{'+' if sign else ''}.{digits}f"
+    text = f"{value_of(claim) * scale:{spec}}{unit}"
+    if isinstance(claim, dict) and all(np.isfinite(claim["interval"])):
+        lo, hi = claim["interval"]
+        text += f" [{lo * scale:{spec}}, {hi * scale:{spec}}]"
+    return text
 
 
 def run_pipeline(preset: str | Preset | None = None, out: str | Path = "runs/fast", seed: int = 0,
@@ -181,7 +266,8 @@ def run_pipeline(preset: str | Preset | None = None, out: str | Path = "runs/fas
         artifact = load_oracle(preset, seed, progress) if name == ORACLE_RUN else \
             load_adapted(COMPARISON_RUNS[name], preset, seed, progress)
         emb, protocols = evaluate_model(artifact.model, eval_set, preset.eval_batch_size, device=eval_device)
-        metrics["runs"][name] = run_record(artifact, protocols)
+        lr = None if name == ORACLE_RUN else COMPARISON_RUNS[name].resolved(preset.train).lr
+        metrics["runs"][name] = run_record(artifact, protocols, lr)
         embeddings[name], artifacts[name] = emb, artifact
         r = {p: protocols[p]["rank1"] for p in DEFAULT_PROTOCOLS}
         say(f"      {name}: rank-1 " + ", ".join(f"{p} {v:.3f}" for p, v in r.items())
@@ -193,7 +279,16 @@ def run_pipeline(preset: str | Preset | None = None, out: str | Path = "runs/fas
     say("[4/4] evaluation and report")
     metrics["gap_measures"] = {name: _jsonable(gap_measures(emb, eval_set.identities, eval_set.modalities))
                                for name, emb in embeddings.items()}
-    metrics["summary"] = summarize(metrics)
+    from .uncertainty import bootstrap_protocols
+
+    say(f"      bootstrap intervals: {N_BOOT} resamples of the eval identities, paired across models")
+    boot = bootstrap_protocols(embeddings, eval_set.identities, eval_set.modalities, DEFAULT_PROTOCOLS,
+                               n_boot=N_BOOT, seed=seed)
+    metrics["baseline"]["intervals"] = boot.intervals("baseline")
+    for name in embeddings:
+        if name != "baseline":
+            metrics["runs"][name]["intervals"] = boot.intervals(name)
+    metrics["summary"] = summarize(metrics, boot)
     metrics["environment"] = {"python": platform.python_version(), "platform": platform.platform(),
                               **_versions()}
     metrics["wall_seconds"] = round(time.perf_counter() - t0, 1)
@@ -247,7 +342,7 @@ def write_figures(folder: Path, metrics: dict, embeddings: dict[str, np.ndarray]
 
     results = {"baseline": metrics["baseline"]["protocols"], **{n: r["protocols"] for n, r in metrics["runs"].items()}}
     save(plots.plot_metric_bars(metrics_table(results), "rank1"), "rank1_by_run.png", "Rank-1 by run and protocol")
-    method = "paper/contrastive+distill" if "paper/contrastive+distill" in embeddings else None
+    method = METHOD_RUN if METHOD_RUN in embeddings else None
     curves = {}
     for name in ["baseline", method]:
         if name:
@@ -269,36 +364,65 @@ def write_figures(folder: Path, metrics: dict, embeddings: dict[str, np.ndarray]
     return files
 
 
-def render_report(metrics: dict, figure_files: dict[str, str]) -> str:
-    """The Markdown report: what was run, the metrics table, the targets, the figures."""
-    lines = [f"# hfr-tutorial report (preset `{metrics['preset']}`, seed {metrics['seed']})", "",
-             "Cross-spectral adaptation of an RGB EdgeFace model, evaluated on identities never used in training "
-             "(gallery: one VIS image per identity; probes: the other images of each modality).", "",
-             "| run | trainable params | train s | vis->vis rank-1 | nir->vis rank-1 | thermal->vis rank-1 | nir->vis EER | thermal->vis EER |",
-             "|---|---:|---:|---:|---:|---:|---:|---:|"]
-    rows = [("baseline", metrics["baseline"]), *metrics["runs"].items()]
-    for name, r in rows:
-        p = r["protocols"]
-        pct = 100 * r["trainable_params"] / r["total_params"]
-        lines.append(f"| {name} | {r['trainable_params']:,} ({pct:.2f} %) | {r['train_seconds']:.0f} | "
-                     f"{p['vis->vis']['rank1']:.3f} | {p['nir->vis']['rank1']:.3f} | {p['thermal->vis']['rank1']:.3f} | "
-                     f"{p['nir->vis']['eer']:.3f} | {p['thermal->vis']['eer']:.3f} |")
+def _cell(record: dict, protocol: str, metric: str) -> str:
+    value = record["protocols"][protocol][metric]
+    interval = record.get("intervals", {}).get(protocol, {}).get(metric)
+    if interval and all(v is not None and np.isfinite(v) for v in interval):
+        return f"{value:.3f} [{interval[0]:.3f}, {interval[1]:.3f}]"
+    return f"{value:.3f}"
+
+
+def headline_lines(metrics: dict) -> list[str]:
+    """The claims of a run, one sentence each, every figure with its paired 95 % interval (report and README)."""
     s = metrics["summary"]
-    lines += ["", "## Headline figures", "",
-              f"- Baseline VIS rank-1 {s['baseline_vis_rank1']:.3f}; modality gap "
-              + ", ".join(f"{p} {g:.3f}" for p, g in s["baseline_gap"].items()) + "."]
+    lines = [f"- Baseline VIS rank-1 {s['baseline_vis_rank1']:.3f}; modality gap (VIS minus cross-modal rank-1) "
+             + ", ".join(f"{p} {fmt_claim(g)}" for p, g in s["baseline_gap"].items()) + "."]
     for name in metrics["runs"]:
-        entry = s[name]
+        entry = s.get(name)
+        if entry is None:
+            continue
         if "gap_recovered" in entry:
-            rec = ", ".join(f"{p} {100 * v:.0f} %" for p, v in entry["gap_recovered"].items())
+            rec = ", ".join(f"{p} {fmt_claim(v, 100, 0, unit=' %')}" for p, v in entry["gap_recovered"].items())
             lines.append(f"- `{name}` ({entry['trainable_percent']:.2f} % trainable): gap recovered {rec}; "
-                         f"VIS rank-1 change {-entry['vis_drop']:+.3f}.")
+                         f"VIS rank-1 change {fmt_claim(entry['vis_change'], sign=True)}.")
         else:
-            rel = ", ".join(f"{p} {100 * v:.0f} %" for p, v in entry["cross_over_vis"].items())
+            rel = ", ".join(f"{p} {fmt_claim(v, 100, 0, unit=' %')}" for p, v in entry["cross_over_vis"].items())
             lines.append(f"- `{name}`: cross-modal rank-1 as a share of its own VIS rank-1: {rel}.")
     if "method_over_full" in s:
-        lines.append("- The method reaches " + ", ".join(f"{p} {100 * v:.0f} %" for p, v in s["method_over_full"].items())
-                     + " of full fine-tuning's cross-modal rank-1 at the same budget.")
+        lines.append(f"- The method (`{s['method']}`) against full fine-tuning (`{s['full']}`, same losses and epochs, "
+                     "its own dev-chosen rate): cross-modal rank-1 "
+                     + ", ".join(f"{p} {fmt_claim(s['method_minus_full'][p], sign=True)} "
+                                 f"({fmt_claim(s['method_over_full'][p], 100, 0, unit=' %')} of it)" for p in CROSS)
+                     + f"; VIS {fmt_claim(s['method_minus_full']['vis->vis'], sign=True)}.")
+    for run, effect in s.get("distillation_effect", {}).items():
+        lines.append(f"- Self-distillation in `{run}` (with minus without): VIS rank-1 "
+                     f"{fmt_claim(effect['vis->vis'], sign=True)}; "
+                     + ", ".join(f"{p} {fmt_claim(effect[p], sign=True)}" for p in CROSS) + ".")
+    if "intervals" in s:
+        i = s["intervals"]
+        lines.append(f"- Brackets: 95 % {i['method']} ({i['resamples']} resamples of {i['identities']} identities). "
+                     "A difference whose interval contains 0 is not established by this run.")
+    return lines
+
+
+def render_report(metrics: dict, figure_files: dict[str, str]) -> str:
+    """The Markdown report: what was run, the metrics table with intervals, the claims, the figures."""
+    lines = [f"# hfr-tutorial report (preset `{metrics['preset']}`, seed {metrics['seed']})", "",
+             "Cross-spectral adaptation of an RGB EdgeFace model, evaluated on identities never used in training "
+             "(gallery: one VIS image per identity; probes: the other images of each modality). Rank-1 with its "
+             "95 % bootstrap interval over identities; EER likewise.", "",
+             "| run | trainable params | lr | train s | VIS->VIS rank-1 | NIR->VIS rank-1 | thermal->VIS rank-1 | "
+             "NIR->VIS EER | thermal->VIS EER |",
+             "|---|---:|---:|---:|---:|---:|---:|---:|---:|"]
+    rows = [("baseline", metrics["baseline"]), *metrics["runs"].items()]
+    for name, r in rows:
+        pct = 100 * r["trainable_params"] / r["total_params"]
+        lr = r.get("lr")
+        lines.append(f"| {name} | {r['trainable_params']:,} ({pct:.2f} %) | {f'{lr:g}' if lr else '-'} | "
+                     f"{r['train_seconds']:.0f} | "
+                     + " | ".join(_cell(r, p, "rank1") for p in ("vis->vis", *CROSS)) + " | "
+                     + " | ".join(_cell(r, p, "eer") for p in CROSS) + " |")
+    lines += ["", "## Headline figures", "", *headline_lines(metrics)]
     lines += ["", f"Wall time {metrics['wall_seconds']:.0f} s (models from the cache count 0 s).", "", "## Figures", ""]
     for title, path in figure_files.items():
         lines += [f"### {title}", "", f"![{title}]({path})", ""]

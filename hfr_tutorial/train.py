@@ -327,9 +327,15 @@ class AdaptSettings:
 
     @property
     def name(self) -> str:
-        """The comparison-run name: ``<policy>/contrastive`` or ``<policy>/contrastive+distill``."""
-        losses = "contrastive" if self.distill_weight == 0 else "contrastive+distill"
-        return f"{self.policy}/{losses}"
+        """The run's name, ``<policy>/<loss>[+distill]``: its tuning policy and its losses.
+
+        ``loss`` is the contrastive loss (``infonce``, ``pairwise`` or ``pairwise+infonce``) and
+        ``+distill`` marks self-distillation (any lambda > 0).  A field left at ``None`` is named by
+        ``TrainConfig``'s default (``infonce``; distillation on); :meth:`resolved` settings give the
+        exact name for a preset, which is what :func:`hfr_tutorial.artifacts.load_adapted` uses.
+        """
+        loss = self.contrastive or TrainConfig.contrastive
+        return f"{self.policy}/{loss}" + ("" if self.distill_weight == 0 else "+distill")
 
     @property
     def label(self) -> str:

@@ -188,39 +188,6 @@ def test_disagreement_names_the_output_the_face_and_how_much():
         deploy.compare_embeddings(ref, cand[:, :128], form="wrong size", threshold=deploy.FLOAT_THRESHOLD)
 
 
-def test_bootstrap_intervals_over_identities():
-    rng = np.random.default_rng(1)
-    n_id, per = 30, 4
-    centres = rng.standard_normal((n_id, 64))
-    ids = np.repeat(np.arange(n_id), 2 * per)
-    mods = np.tile(np.repeat(["vis", "nir"], per), n_id)
-    noise = np.where(mods[:, None] == "nir", 1.4, 0.8)
-    emb = {"a": centres[ids] + noise * rng.standard_normal((len(ids), 64))}
-    emb["b"] = emb["a"] + 0.3 * rng.standard_normal(emb["a"].shape)
-    protocols = ("vis->vis", "nir->vis")
-    table = deploy.bootstrap_intervals(emb, ids, mods, protocols, reference="a", n_boot=300, seed=0)
-    again = deploy.bootstrap_intervals(emb, ids, mods, protocols, reference="a", n_boot=300, seed=0)
-    assert table.equals(again)  # seeded
-    for (name, protocol), row in table.iterrows():
-        exact = evaluate_protocols(emb[name], ids, mods, (protocol,))[protocol]
-        assert row["rank1"] == exact["rank1"] and row["eer"] == exact["eer"]
-        assert row["rank1_lo"] <= row["rank1"] <= row["rank1_hi"]
-        assert row["rank1_hi"] - row["rank1_lo"] > 0 or row["rank1"] == 1.0
-        assert row["eer_lo"] <= row["eer"] + 0.01 and row["eer"] - 0.01 <= row["eer_hi"]
-    assert (table.loc["a", ["d_rank1", "d_rank1_lo", "d_rank1_hi", "d_eer_lo", "d_eer_hi"]] == 0).all().all()
-    # the binned EER of the whole sample (weights 1) is the library's EER within a bin or so
-    from hfr_tutorial.evaluate import score_protocols
-
-    ps = score_protocols(emb["b"], ids, mods, ("nir->vis",))["nir->vis"]
-    edges = np.linspace(ps.scores.min() - 1e-9, ps.scores.max() + 1e-9, 4001)
-    gen, _ = np.histogram(ps.scores[ps.same], edges)
-    imp, _ = np.histogram(ps.scores[~ps.same], edges)
-    binned = deploy._eer_from_histograms(gen[None].astype(float), imp[None].astype(float))[0]
-    assert binned == pytest.approx(verification_metrics(ps.scores, ps.same)["eer"], abs=2e-3)
-    with pytest.raises(KeyError, match="reference"):
-        deploy.bootstrap_intervals(emb, ids, mods, protocols, reference="c")
-
-
 def test_image_size_is_checked():
     with pytest.raises(ValueError, match="at least 32"):
         deploy.export_onnx(nn.Identity(), "x.onnx", image_size=16)

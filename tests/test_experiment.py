@@ -120,7 +120,7 @@ def smoke_layout(tmp_path_factory):
 def smoke_run(smoke_layout, tmp_path_factory):
     root, ckpt = smoke_layout
     out = tmp_path_factory.mktemp("run") / "out"
-    m = run_experiment(data=root, model=str(ckpt), preset="smoke", runs=["paper/contrastive+distill"], out=out,
+    m = run_experiment(data=root, model=str(ckpt), preset="smoke", runs=["paper/infonce+distill"], out=out,
                        progress=False, figures=True, device="cpu")
     return m, out
 
@@ -130,7 +130,7 @@ def test_run_experiment_on_a_layout_writes_loadable_checkpoints(smoke_layout, sm
     m, out = smoke_run
     fold = m["folds"]["default"]
     assert fold["protocols"] == ["vis->vis", "nir->vis", "thermal->vis"]
-    run = fold["runs"]["paper/contrastive+distill"]
+    run = fold["runs"]["paper/infonce+distill"]
     assert run["status"] == "ok" and run["lr"] == get_preset("smoke").pretrained.lr_grid[0]
     for metric in ("rank1", "auc", "eer", "tar_at_far_1e-2", "tar_at_far_1e-3", "dev_thr_far_1e-3"):
         assert metric in run["protocols"]["nir->vis"]
@@ -148,9 +148,9 @@ def test_run_experiment_on_a_layout_writes_loadable_checkpoints(smoke_layout, sm
 def test_the_guard_refuses_a_model_that_lost_vis(smoke_layout, tmp_path):
     root, ckpt = smoke_layout
     preset = get_preset("smoke").replace(pretrained__max_dev_vis_auc_drop=-1.0)  # any change counts as a collapse
-    m = run_experiment(data=root, model=str(ckpt), preset=preset, runs=["paper/contrastive+distill"],
+    m = run_experiment(data=root, model=str(ckpt), preset=preset, runs=["paper/infonce+distill"],
                        out=tmp_path / "out", progress=False, figures=False, device="cpu")
-    run = m["folds"]["default"]["runs"]["paper/contrastive+distill"]
+    run = m["folds"]["default"]["runs"]["paper/infonce+distill"]
     assert run["status"] == "refused" and "Lower the learning rate" in run["reason"]
     assert "checkpoint" not in run and not (tmp_path / "out" / "checkpoints").exists()
 
@@ -160,15 +160,15 @@ def test_refuses_to_drop_earlier_results_and_bad_inputs(smoke_layout, smoke_run,
     _, out = smoke_run
     kw = dict(data=root, model=str(ckpt), preset="smoke", out=out, progress=False, figures=False, device="cpu")
     with pytest.raises(ValueError, match="--overwrite"):
-        run_experiment(runs=["paper/contrastive"], **kw)
+        run_experiment(runs=["paper/infonce"], **kw)
     with pytest.raises(ExperimentError, match="choose one or more"):
         run_experiment(runs=[], **{**kw, "out": tmp_path / "o2"})
     (tmp_path / "file").write_text("")
     with pytest.raises(ValueError, match="is a file"):
-        run_experiment(runs=["paper/contrastive"], **{**kw, "out": tmp_path / "file"})
+        run_experiment(runs=["paper/infonce"], **{**kw, "out": tmp_path / "file"})
     if not torch.cuda.is_available():
         with pytest.raises(ExperimentError, match="no CUDA device"):
-            run_experiment(runs=["paper/contrastive"], **{**kw, "device": "cuda", "out": tmp_path / "o3"})
+            run_experiment(runs=["paper/infonce"], **{**kw, "device": "cuda", "out": tmp_path / "o3"})
 
 
 def test_a_layout_without_vis_gallery_is_refused_before_training(tmp_path):
@@ -221,13 +221,13 @@ def test_casia_view2_runs_every_fold_nir_only(tmp_path):
                          "--no-progress"])
     torch.save(create_edgeface("edgeface_xxs", seed=1).state_dict(), tmp_path / "m.pt")
     rc = cli(["run", "--data", str(layout), "--protocol", "view2", "--model", str(tmp_path / "m.pt"), "--preset",
-              "smoke", "--runs", "paper/contrastive+distill", "--out", str(tmp_path / "out"), "--quiet",
+              "smoke", "--runs", "paper/infonce+distill", "--out", str(tmp_path / "out"), "--quiet",
               "--device", "cpu"])
     assert rc == 0
     m = json.loads((tmp_path / "out" / "metrics.json").read_text())
     assert list(m["folds"]) == [f"view2_{k}" for k in range(1, 11)]
     assert m["summary"]["n_folds"] == 10
-    stats = m["summary"]["runs"]["paper/contrastive+distill"]
+    stats = m["summary"]["runs"]["paper/infonce+distill"]
     assert list(stats) == ["nir->vis"]  # one VIS image per test subject: no vis->vis, and no thermal
     assert stats["nir->vis"]["rank1"]["n"] == 10 and stats["nir->vis"]["rank1"]["std"] >= 0
     assert all(f["dev_identities_held_out"] for f in m["folds"].values())  # View 2 has no dev split
@@ -285,10 +285,10 @@ def test_real_weights_keep_vis_on_aligned_real_photos(assets, tmp_path):
                          "--out", str(layout), "--pseudo", "nir,thermal", "--split", "0.5,0.2,0.3", "--no-progress"])
     preset = get_preset("smoke").replace(pretrained__epochs=2, pretrained__batch_size=16,
                                          pretrained__lr_grid=(3e-4,))
-    m = run_experiment(data=layout, model="edgeface_xxs", preset=preset, runs=["paper/contrastive+distill"],
+    m = run_experiment(data=layout, model="edgeface_xxs", preset=preset, runs=["paper/infonce+distill"],
                        out=tmp_path / "out", progress=False, figures=False, device="cpu")
     fold = m["folds"]["default"]
-    before, after = fold["before"]["protocols"], fold["runs"]["paper/contrastive+distill"]["protocols"]
+    before, after = fold["before"]["protocols"], fold["runs"]["paper/infonce+distill"]["protocols"]
     assert before["vis->vis"]["auc"] > 0.95  # aligned real faces, real weights
     assert after["vis->vis"]["rank1"] >= before["vis->vis"]["rank1"] - 0.02
     assert m["data"]["simulated_modalities"] == ["nir", "thermal"]

@@ -29,22 +29,22 @@ def test_run_pipeline_writes_metrics_figures_and_report(tmp_path, monkeypatch):
 
     monkeypatch.setattr(pipeline, "write_figures", slow_figures)
     t0 = time.perf_counter()
-    metrics = run_pipeline(TINY, out=tmp_path, runs=["paper/contrastive+distill", "paper/contrastive"], progress=False)
+    metrics = run_pipeline(TINY, out=tmp_path, runs=["paper/infonce+distill", "paper/infonce"], progress=False)
     elapsed = time.perf_counter() - t0
     on_disk = json.loads((tmp_path / "metrics.json").read_text())
     assert started[0] - t0 + 1.0 - 0.2 < on_disk["wall_seconds"] <= elapsed + 0.1
     assert f"Wall time {on_disk['wall_seconds']:.0f} s" in (tmp_path / "report.md").read_text()
-    assert on_disk["runs"].keys() == {"paper/contrastive+distill", "paper/contrastive"}
+    assert on_disk["runs"].keys() == {"paper/infonce+distill", "paper/infonce"}
     for record in [on_disk["baseline"], *on_disk["runs"].values()]:
         assert {"trainable_params", "total_params", "train_seconds", "protocols"} <= set(record)
         assert set(record["protocols"]) == {"vis->vis", "nir->vis", "thermal->vis"}
         for values in record["protocols"].values():
             assert {"rank1", "auc", "eer", "tar_at_far_1e-2"} <= set(values)
             assert 0 <= values["rank1"] <= 1 and values["n_probes"] > 0
-    assert on_disk["runs"]["paper/contrastive+distill"]["trainable_params"] == 14_488
-    assert metrics["summary"]["paper/contrastive"]["gap_recovered"].keys() == {"nir->vis", "thermal->vis"}
+    assert on_disk["runs"]["paper/infonce+distill"]["trainable_params"] == 14_488
+    assert metrics["summary"]["paper/infonce"]["gap_recovered"].keys() == {"nir->vis", "thermal->vis"}
     report = (tmp_path / "report.md").read_text()
-    assert "paper/contrastive+distill" in report
+    assert "paper/infonce+distill" in report
     for name in ("rank1_by_run.png", "roc.png", "umap_before_after.png", "training_curves.png", "parameter_budget.png"):
         assert (tmp_path / "figures" / name).stat().st_size > 10_000, name
         assert f"figures/{name}" in report
@@ -58,7 +58,7 @@ def test_gap_recovery_arithmetic():
 
 def test_cli_refuses_unknown_run_and_preset(tmp_path, capsys):
     """argparse's choices refuse them (exit 2) and list what is allowed."""
-    for argv, allowed in ((["--runs", "nope"], "paper/contrastive+distill"), (["--preset", "huge"], "smoke")):
+    for argv, allowed in ((["--runs", "nope"], "paper/infonce+distill"), (["--preset", "huge"], "smoke")):
         with pytest.raises(SystemExit) as exc:
             main(["run", "--out", str(tmp_path), *argv])
         assert exc.value.code == 2

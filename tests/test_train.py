@@ -111,8 +111,21 @@ def test_frozen_policy_and_unknown_loss_are_refused(tiny_faceset, tiny_baseline)
 
 
 def test_settings_name_the_comparison_runs():
-    assert AdaptSettings().name == "paper/contrastive+distill"
-    assert AdaptSettings(policy="layernorm", distill_weight=0).name == "layernorm/contrastive"
+    assert AdaptSettings().name == "paper/infonce+distill"
+    assert AdaptSettings(policy="layernorm", distill_weight=0).name == "layernorm/infonce"
+    assert AdaptSettings(policy="full", contrastive="pairwise").name == "full/pairwise+distill"
+
+
+def test_every_comparison_run_is_named_for_its_policy_and_losses():
+    from hfr_tutorial.artifacts import ABLATIONS, COMPARISON_RUNS, FULL_RUN, METHOD_RUN
+
+    for name, settings in COMPARISON_RUNS.items():
+        assert settings.resolved(TINY.train).name == name
+    assert METHOD_RUN in COMPARISON_RUNS and FULL_RUN in COMPARISON_RUNS and METHOD_RUN.startswith("paper/")
+    for ablation, run in ABLATIONS.items():  # an ablation differs from its run in distillation only
+        a, r = COMPARISON_RUNS[ablation], COMPARISON_RUNS[run]
+        assert a.distill_weight == 0 and (a.policy, a.contrastive, a.lr, a.epochs) == (r.policy, r.contrastive, r.lr,
+                                                                                     r.epochs)
 
 
 def test_settings_take_the_recipe_from_the_preset():

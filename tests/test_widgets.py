@@ -125,13 +125,13 @@ def results():
     def protocols(r):
         return {p: {"rank1": r, "auc": 0.9, "eer": 0.1, "tar_at_far_1e-2": r / 2} for p in ev.DEFAULT_PROTOCOLS}
     return {"baseline": {"protocols": protocols(0.3)},
-            "runs": {"paper/contrastive+distill": {"trainable_params": 10, "protocols": protocols(0.7)}}}
+            "runs": {"paper/infonce+distill": {"trainable_params": 10, "protocols": protocols(0.7)}}}
 
 
 def test_run_selector_update_and_dropdown(results):
     selector = w.RunSelector(results)
-    assert selector.runs == ["baseline", "paper/contrastive+distill"] and selector.run == "baseline"
-    table = selector.update("paper/contrastive+distill")
+    assert selector.runs == ["baseline", "paper/infonce+distill"] and selector.run == "baseline"
+    table = selector.update("paper/infonce+distill")
     assert list(table.index) == list(ev.DEFAULT_PROTOCOLS) and (table["rank1"] == 0.7).all()
     with pytest.raises(ValueError, match="Unknown run"):
         selector.update("nope")

@@ -6,7 +6,7 @@
 # live widget's picture). Run times per notebook are printed at the end.
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
-export HFR_PRESET="${HFR_PRESET:-fast}" HFR_STATIC_WIDGETS=1 MPLBACKEND=module://matplotlib_inline.backend_inline
+export HFR_PRESET="${HFR_PRESET:-fast}" HFR_STATIC_WIDGETS=1 HFR_STRICT_CHECKS=1 MPLBACKEND=module://matplotlib_inline.backend_inline
 PY=.venv/bin/python
 selected=("$@")
 report=()
