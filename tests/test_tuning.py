@@ -12,6 +12,11 @@ from hfr_tutorial.models import count_parameters, create_edgeface
 from hfr_tutorial.tuning import (
     POLICIES,
     apply_policy,
+    group_sizes,
+    groups_policy,
+    parameter_groups,
+    parse_groups_policy,
+    policy_groups,
     policy_parameter_names,
     policy_table,
     trainable_parameters,
@@ -33,10 +38,13 @@ def _one_thread():
 # each set independently, from module types and module identity); totals are the published sizes.
 EXPECTED = {
     "edgeface_xxs": {"frozen": 0, "layernorm": 3_328, "layernorm+stem": 4_504, "paper": 14_488,
+                     "layernorm+stem+convs012": 53_832, "layernorm+stem+stages012": 516_536,
                      "full": 1_244_744},
     "edgeface_xs_gamma_06": {"frozen": 0, "layernorm": 5_080, "layernorm+stem": 6_648,
-                             "paper": 26_424, "full": 1_770_492},
+                             "paper": 26_424, "layernorm+stem+convs012": 90_052,
+                             "layernorm+stem+stages012": 779_800, "full": 1_770_492},
 }
+NEW_POLICIES = ("layernorm+stem+convs012", "layernorm+stem+stages012")
 
 
 @pytest.fixture(scope="module")
@@ -155,11 +163,67 @@ def test_full_is_all_and_frozen_is_none(models, variant):
 
 @pytest.mark.parametrize("variant", VARIANTS)
 def test_policies_are_strictly_nested(models, variant):
+    """frozen < layernorm < layernorm+stem < (paper, convs012) < stages012 < full; paper and convs012 cross."""
     model = models[variant]
-    sets = [policy_parameter_names(model, p) for p in POLICIES]
-    assert POLICIES == ("frozen", "layernorm", "layernorm+stem", "paper", "full")
-    for smaller, larger in zip(sets, sets[1:]):
-        assert smaller < larger  # proper subset
+    assert POLICIES == ("frozen", "layernorm", "layernorm+stem", "paper", "layernorm+stem+convs012",
+                        "layernorm+stem+stages012", "full")
+    sets = {p: policy_parameter_names(model, p) for p in POLICIES}
+    chains = [("frozen", "layernorm", "layernorm+stem", "paper", "layernorm+stem+stages012", "full"),
+              ("layernorm+stem", "layernorm+stem+convs012", "layernorm+stem+stages012")]
+    for chain in chains:
+        for smaller, larger in zip(chain, chain[1:]):
+            assert sets[smaller] < sets[larger], (smaller, larger)  # proper subset
+    # the two readings of "S0, S1, S2" and the paper's choice: neither holds the other
+    assert not sets["paper"] <= sets["layernorm+stem+convs012"]
+    assert not sets["layernorm+stem+convs012"] <= sets["paper"]
+    # counts increase along POLICIES (the table's order)
+    counts = [_numel(model, sets[p]) for p in POLICIES]
+    assert counts == sorted(counts) and len(set(counts)) == len(counts)
+
+
+def _stage_convs(model: nn.Module, stages: tuple[int, ...]) -> set[str]:
+    names = set()
+    for index in stages:
+        for module in model.model.stages[index].modules():
+            if type(module) is nn.Conv2d:
+                names |= _names_of(model, module)
+    return names
+
+
+@pytest.mark.parametrize("variant", VARIANTS)
+def test_convs012_is_layernorms_stem_and_the_early_convolutions(models, variant):
+    model = models[variant]
+    names = policy_parameter_names(model, "layernorm+stem+convs012")
+    base = _layernorm_names_by_class(model) | _names_of(model, model.model.stem)
+    convs = _stage_convs(model, (0, 1, 2))
+    assert names == base | convs
+    # the depthwise convs of every block, the downsampling convs, nothing linear, nothing of stage 3
+    assert {f"model.stages.{i}.blocks.0.conv_dw.weight" for i in (0, 1, 2)} <= names
+    assert {"model.stages.1.downsample.1.weight", "model.stages.2.downsample.1.weight"} <= names
+    assert not any(".mlp." in n or ".xca." in n for n in names)
+    assert not (names - _layernorm_names_by_class(model)) & _names_of(model, model.model.stages[3])
+    stage3_convs = _stage_convs(model, (3,))
+    assert stage3_convs and not names & stage3_convs
+
+
+@pytest.mark.parametrize("variant", VARIANTS)
+def test_stages012_is_layernorms_stem_and_all_of_the_first_three_stages(models, variant):
+    model = models[variant]
+    names = policy_parameter_names(model, "layernorm+stem+stages012")
+    stages = set().union(*(_names_of(model, model.model.stages[i]) for i in (0, 1, 2)))
+    assert names == _layernorm_names_by_class(model) | _names_of(model, model.model.stem) | stages
+    deeper = _names_of(model, model.model.stages[3]) | _names_of(model, model.model.head)
+    assert names & deeper == deeper & _layernorm_names_by_class(model)
+
+
+def test_new_policies_on_xxs_exact_counts(models):
+    model = models["edgeface_xxs"]
+    convs = apply_policy(model, "layernorm+stem+convs012")
+    assert str(convs) == "layernorm+stem+convs012: 53,832 of 1,244,744 parameters trainable (4.32 %)"
+    stages = apply_policy(model, "layernorm+stem+stages012")
+    assert str(stages) == "layernorm+stem+stages012: 516,536 of 1,244,744 parameters trainable (41.50 %)"
+    # the figures DESIGN.md and the module docstring quote: about 4 % and 41.5 %
+    assert 0.04 < convs.fraction < 0.045 and stages.fraction == pytest.approx(0.415, abs=5e-4)
 
 
 def test_reapplying_a_policy_resets_requires_grad(models):
@@ -189,6 +253,7 @@ def test_unknown_policy_raises_and_leaves_model_alone(models):
     assert "stem-only" in message
     for policy in POLICIES:
         assert policy in message
+    assert "groups:" in message and "parameter_groups" in message
     assert [p.requires_grad for p in model.parameters()] == before
     with pytest.raises(ValueError):
         policy_parameter_names(model, "Paper")
@@ -267,6 +332,8 @@ def test_policy_table_xxs(models):
     assert table["trainable"].to_dict() == EXPECTED["edgeface_xxs"]
     assert (table["total"] == 1_244_744).all()
     assert table.loc["paper", "percent"] == pytest.approx(1.164)
+    assert table.loc["layernorm+stem+convs012", "percent"] == pytest.approx(4.325)
+    assert table.loc["layernorm+stem+stages012", "percent"] == pytest.approx(41.497)
     assert table.loc["full", "percent"] == 100.0
     assert table.loc["frozen", "percent"] == 0.0
     assert table["trainable"].is_monotonic_increasing
@@ -277,3 +344,110 @@ def test_policy_table_subset_of_policies(models):
     assert list(table.index) == ["layernorm", "paper"]
     assert table.loc["paper", "trainable"] == 26_424
     assert table.loc["paper", "percent"] == pytest.approx(100 * 26_424 / 1_770_492, abs=1e-3)
+
+
+# ------------------------------------------------------------------------------------------------
+# Parameter groups and the ``groups:`` form
+# ------------------------------------------------------------------------------------------------
+@pytest.mark.parametrize("variant", VARIANTS)
+def test_parameter_groups_partition_the_model(models, variant):
+    model = models[variant]
+    groups = parameter_groups(model)
+    members = [n for names in groups.values() for n in names]
+    assert sorted(members) == sorted(n for n, _ in model.named_parameters())  # each exactly once
+    assert set(groups["layernorms"]) == _layernorm_names_by_class(model)
+    assert groups["stem"] == ["model.stem.0.weight", "model.stem.0.bias"]
+    sizes = group_sizes(model)
+    assert list(sizes.index) == list(groups) and sizes.sum() == EXPECTED[variant]["full"]
+    assert sizes["layernorms"] == EXPECTED[variant]["layernorm"]
+    # the layer scales go with the part whose output they multiply
+    assert "model.stages.0.blocks.0.gamma" in groups["stages.0.blocks.0.mlp"]
+    xca = next(g for g in groups if g.endswith(".xca"))
+    assert any(n.endswith(".gamma_xca") for n in groups[xca])
+    # block-level granularity: a few dozen groups, every name a module path without "model."
+    assert 30 <= len(groups) <= 60
+    assert not any(g.startswith("model.") for g in groups)
+    assert "head.fc" in groups
+
+
+def test_parameter_groups_of_xxs():
+    model = create_edgeface("edgeface_xxs")
+    sizes = group_sizes(model)
+    assert len(sizes) == 34
+    assert list(sizes.index[:8]) == ["layernorms", "stem", "stages.0.blocks.0.conv_dw", "stages.0.blocks.0.mlp",
+                                     "stages.0.blocks.1.conv_dw", "stages.0.blocks.1.mlp", "stages.1.downsample",
+                                     "stages.1.blocks.0.conv_dw"]
+    assert (sizes["stem"], sizes["stages.0.blocks.0.conv_dw"], sizes["stages.0.blocks.0.mlp"]) == (1_176, 240, 4_752)
+    assert (sizes["stages.1.blocks.1.xca"], sizes["stages.1.blocks.1.pos_embd"]) == (9_460, 3_120)
+    assert sizes["head.fc"] == 86_528
+    assert (sizes.min(), sizes.max(), sizes.idxmax()) == (240, 226_800, "stages.3.blocks.0.mlp")
+
+
+@pytest.mark.parametrize("variant", VARIANTS)
+@pytest.mark.parametrize("policy", ["layernorm", "layernorm+stem", "paper", *NEW_POLICIES, "full"])
+def test_named_policies_are_unions_of_groups(models, variant, policy):
+    """Each named policy has a groups: form that trains exactly the same tensors (the round trip)."""
+    model = models[variant]
+    as_groups = policy_groups(model, policy)
+    assert as_groups.startswith("groups:")
+    assert policy_parameter_names(model, as_groups) == policy_parameter_names(model, policy)
+    report = apply_policy(model, as_groups)
+    assert report.policy == as_groups and report.trainable == EXPECTED[variant][policy]
+    assert count_parameters(model, trainable_only=True) == report.trainable
+
+
+def test_groups_form_of_the_paper_policy_on_xxs(models):
+    model = models["edgeface_xxs"]
+    assert policy_groups(model, "paper") == ("groups:layernorms,stem,stages.0.blocks.0.conv_dw,stages.0.blocks.0.mlp,"
+                                             "stages.0.blocks.1.conv_dw,stages.0.blocks.1.mlp")
+    assert policy_groups(model, "layernorm") == "groups:layernorms"
+
+
+def test_groups_policy_trains_exactly_its_groups(models):
+    model = models["edgeface_xxs"]
+    groups = parameter_groups(model)
+    chosen = ["stages.2.blocks.5.xca", "stem"]  # order does not matter
+    policy = groups_policy(chosen)
+    assert policy == "groups:stages.2.blocks.5.xca,stem"
+    report = apply_policy(model, policy)
+    expected = set(groups["stem"]) | set(groups["stages.2.blocks.5.xca"])
+    assert {n for n, p in model.named_parameters() if p.requires_grad} == expected
+    assert report.trainable == 1_176 + 31_420
+    assert parse_groups_policy(" groups:stem , layernorms".strip(), model) == ["stem", "layernorms"]
+
+
+def test_groups_policy_on_bare_timm_backbone(models):
+    model = models["edgeface_xxs"]
+    policy = "groups:layernorms,stem,stages.1.downsample,head.fc"
+    bare = {"model." + n for n in policy_parameter_names(model.model, policy)}
+    assert bare == policy_parameter_names(model, policy)
+    assert list(parameter_groups(model.model)) == list(parameter_groups(model))
+
+
+def test_unknown_group_raises_clearly_and_leaves_model_alone(models):
+    model = models["edgeface_xxs"]
+    apply_policy(model, "paper")
+    before = [p.requires_grad for p in model.parameters()]
+    with pytest.raises(ValueError) as info:
+        apply_policy(model, "groups:layernorms,stages.9.blocks.0.mlp")
+    message = str(info.value)
+    assert "stages.9.blocks.0.mlp" in message and "Unknown parameter group" in message
+    assert "stages.0.blocks.0.conv_dw" in message and "parameter_groups" in message  # lists the valid names
+    with pytest.raises(ValueError, match="no 'model.' prefix"):
+        apply_policy(model, "groups:model.stem")
+    for bad, match in [("groups:", "names no group"), ("groups:stem,,layernorms", "empty group name"),
+                       ("groups:stem,stem", "more than once")]:
+        with pytest.raises(ValueError, match=match):
+            apply_policy(model, bad)
+    with pytest.raises(ValueError, match="trains nothing is 'frozen'"):
+        groups_policy([])
+    assert [p.requires_grad for p in model.parameters()] == before
+
+
+def test_policy_groups_refuses_a_policy_that_splits_a_group(models, monkeypatch):
+    import hfr_tutorial.tuning as tuning
+
+    model = models["edgeface_xxs"]
+    monkeypatch.setattr(tuning, "policy_parameter_names", lambda m, p: {"model.stem.0.weight"})
+    with pytest.raises(ValueError, match=r"only part of the group\(s\) \['stem'\]"):
+        policy_groups(model, "stem-weight-only")
