@@ -515,15 +515,17 @@ def load_adapted(settings: AdaptSettings = AdaptSettings(), preset: str | Preset
 # the same epochs); a run without distillation is the ablation of the run with it and keeps its rate.
 # tests/test_selection.py checks that these rates are the recorded winners.
 COMPARISON_RUNS: dict[str, AdaptSettings] = {
-    "paper/infonce+distill": AdaptSettings(policy="paper", contrastive="infonce", lr=4e-2),
-    "paper/pairwise+distill": AdaptSettings(policy="paper", contrastive="pairwise", lr=4e-2),
-    "paper/infonce": AdaptSettings(policy="paper", contrastive="infonce", distill_weight=0.0, lr=4e-2),
-    "layernorm/infonce+distill": AdaptSettings(policy="layernorm", contrastive="infonce", lr=4e-2),
-    "full/infonce+distill": AdaptSettings(policy="full", contrastive="infonce", lr=1e-3),
-    "full/infonce": AdaptSettings(policy="full", contrastive="infonce", distill_weight=0.0, lr=1e-3),
+    "paper/infonce+distill": AdaptSettings(policy="paper", contrastive="infonce", lr=3e-2),
+    "paper/pairwise+distill": AdaptSettings(policy="paper", contrastive="pairwise", lr=3e-2),
+    "paper/infonce": AdaptSettings(policy="paper", contrastive="infonce", distill_weight=0.0, lr=3e-2),
+    # the sweep's winner at the top of the ladder (3e-1 after two extensions): it may want more still
+    "layernorm/infonce+distill": AdaptSettings(policy="layernorm", contrastive="infonce", lr=3e-1),
+    "full/infonce+distill": AdaptSettings(policy="full", contrastive="infonce", lr=3e-2),
+    "full/infonce": AdaptSettings(policy="full", contrastive="infonce", distill_weight=0.0, lr=3e-2),
 }
 METHOD_RUN = "paper/infonce+distill"
-"""The method as the tutorial reports it: the paper-policy run whose loss won on dev (see above)."""
+"""The method as the tutorial reports it: the paper-policy run whose loss won on dev (dev mean rank-1 0.934
+with InfoNCE against 0.921 with the published pairwise margin loss, each at its best rate, 3e-2)."""
 FULL_RUN = "full/infonce+distill"
 """Full fine-tuning with the method's losses: what the method is compared with at the same epochs."""
 ABLATIONS: dict[str, str] = {"paper/infonce": METHOD_RUN, "full/infonce": FULL_RUN}
