@@ -505,6 +505,9 @@ def load_adapted(settings: AdaptSettings = AdaptSettings(), preset: str | Preset
 
     name = settings.resolved(preset.train).name
     kind = "adapt-" + name.replace("/", "-").replace("+", "_")
+    if len(kind) > 60 or not kind.replace("-", "").replace("_", "").replace(".", "").isalnum():
+        # a groups:<g1>,<g2>,... policy: a short, safe folder name (the full name stays in meta.json)
+        kind = f"adapt-{settings.policy.split(':')[0]}-{hashlib.sha1(name.encode()).hexdigest()[:8]}"
     return _model_artifact(preset, kind, name, payload, build, rebuild)
 
 

@@ -1,0 +1,97 @@
+"""Which layers to tune: the hand-picked readings of the paper against an automatic choice, on dev then eval.
+
+Run: ``python benchmarks/policy_study.py [--preset fast] [--seed 0] [--out docs/results/policy_study]``
+
+xEdgeFace tunes "LayerNorm and shallow early convolutional layers"; Idiap's project page names the
+adapted modules "LayerNorm, conv stem, stages S0, S1, S2".  The readings compared here, each with
+the method's losses (InfoNCE + self-distillation at the preset's lambda) and the same epochs:
+
+* ``layernorm``; ``layernorm+stem``; ``paper`` (+ stage 0, the tutorial's choice);
+  ``layernorm+stem+convs012`` (+ only the convolutions of S0-S2); ``layernorm+stem+stages012``
+  (+ all of S0-S2, the literal reading); ``full``;
+* **auto**: :func:`hfr_tutorial.autoselect.group_scores` ranks the baseline's parameter groups by
+  the empirical Fisher information per parameter of the contrastive loss on dev pairs, *before any
+  training*, and :func:`~hfr_tutorial.autoselect.select_groups` takes the best under the ``paper``
+  policy's budget (14,488 on EdgeFace-XXS), so the two compare at the same size.
+
+Each policy gets its rate from the same dev sweep (:func:`hfr_tutorial.selection.lr_sweep`); the
+table reports every policy's dev score at its chosen rate, then its eval rank-1 with bootstrap
+intervals, computed once.  Writes ``policy_study.json`` and ``policy_study.md``.
+"""
+from __future__ import annotations
+
+import argparse
+import copy
+import json
+import sys
+import time
+from dataclasses import replace
+from pathlib import Path
+
+from hfr_tutorial.artifacts import load_adapted, load_baseline, load_faceset
+from hfr_tutorial.autoselect import group_scores, select_groups
+from hfr_tutorial.config import get_preset
+from hfr_tutorial.evaluate import DEFAULT_PROTOCOLS
+from hfr_tutorial.pipeline import evaluate_model
+from hfr_tutorial.selection import lr_sweep
+from hfr_tutorial.train import AdaptSettings
+from hfr_tutorial.tuning import apply_policy
+from hfr_tutorial.uncertainty import bootstrap_protocols
+
+ROOT = Path(__file__).resolve().parents[1]
+HAND_PICKED = ("layernorm", "layernorm+stem", "paper", "layernorm+stem+convs012", "layernorm+stem+stages012", "full")
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--preset", default="fast")
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--out", type=Path, default=ROOT / "docs" / "results" / "policy_study")
+    args = parser.parse_args(argv)
+    preset = get_preset(args.preset)
+    start = time.perf_counter()
+    faceset = load_faceset(preset, args.seed)
+    baseline = load_baseline(preset, args.seed)
+    budget = apply_policy(copy.deepcopy(baseline.model), "paper").trainable
+    scores = group_scores(baseline.model, faceset.select(split="dev"), preset.train.contrastive, seed=args.seed)
+    auto_policy, ranking = select_groups(scores, budget)
+    policies = {p: p for p in HAND_PICKED}
+    policies["auto (Fisher per parameter, paper's budget)"] = auto_policy
+    record: dict = {"preset": preset.name, "seed": args.seed, "budget": budget, "auto_policy": auto_policy,
+                    "ranking": ranking.reset_index().to_dict(orient="records"), "policies": {}}
+    eval_set = faceset.select(split="eval")
+    embeddings = {"baseline": evaluate_model(baseline.model, eval_set, preset.eval_batch_size)[0]}
+    for label, policy in policies.items():
+        print(f"[policy] {label}")
+        settings = AdaptSettings(policy=policy, contrastive=preset.train.contrastive)
+        table = lr_sweep(settings, preset, args.seed)
+        lr = float(table.index[table["chosen"]][0])
+        run = load_adapted(replace(settings, lr=lr), preset, args.seed)
+        emb, protocols = evaluate_model(run.model, eval_set, preset.eval_batch_size)  # eval: once, for the report
+        embeddings[label] = emb
+        record["policies"][label] = {"policy": policy, "trainable": run.trainable_params, "total": run.total_params,
+                                     "lr": lr, "dev": table.loc[lr].to_dict(), "eval": protocols}
+    boot = bootstrap_protocols(embeddings, eval_set.identities, eval_set.modalities, DEFAULT_PROTOCOLS,
+                               seed=args.seed)
+    lines = [f"# Which layers to tune (preset `{preset.name}`, seed {args.seed})", "",
+             f"Automatic choice under the paper policy's budget ({budget:,} parameters): `{auto_policy}`.", "",
+             "| policy | trainable | % | lr (dev) | dev mean rank-1 | eval VIS | eval NIR | eval thermal |",
+             "|---|---:|---:|---:|---:|---:|---:|---:|"]
+    for label, r in record["policies"].items():
+        r["intervals"] = boot.intervals(label)
+        cells = []
+        for p in DEFAULT_PROTOCOLS:
+            lo, hi = boot.interval(label, p, "rank1")
+            cells.append(f"{r['eval'][p]['rank1']:.3f} [{lo:.3f}, {hi:.3f}]")
+        lines.append(f"| {label} | {r['trainable']:,} | {100 * r['trainable'] / r['total']:.2f} | {r['lr']:g} | "
+                     f"{r['dev']['score']:.4f} | " + " | ".join(cells) + " |")
+    record["seconds"] = round(time.perf_counter() - start, 1)
+    args.out.mkdir(parents=True, exist_ok=True)
+    (args.out / "policy_study.json").write_text(json.dumps(record, indent=1, default=float) + "\n")
+    (args.out / "policy_study.md").write_text("\n".join(lines) + "\n")
+    print("\n".join(lines))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
