@@ -4,7 +4,10 @@ Every function returns a :class:`matplotlib.figure.Figure` and never calls ``plt
 notebook shows the returned figure, a script saves it with ``fig.savefig(...)``.  Figures are
 built without pyplot's global state (no figure piles up in a long notebook) on an Agg canvas,
 so the same inputs give the same pixels.  Modalities keep one colour everywhere
-(:data:`MODALITY_COLORS`); a protocol ``"nir->vis"`` takes its probe modality's colour.
+(:data:`MODALITY_COLORS`); a protocol ``"nir->vis"`` takes its probe modality's colour, and runs
+compared side by side take :data:`RUN_COLORS`, chosen away from the modality hues.  Axis titles,
+panel titles and legends name figures in words (:func:`metric_label`: ``rank1`` is "rank-1",
+``val_vis_rank1`` "dev VIS rank-1"), never by their column names.
 
 Curves (ROC, DET, CMC, histograms) take ``{protocol: scores}`` where scores are a
 :class:`~hfr_tutorial.evaluate.ProtocolScores` or a ``(scores, same)`` pair, or
@@ -17,6 +20,7 @@ from __future__ import annotations
 
 import functools
 import math
+import re
 import warnings
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
@@ -38,7 +42,15 @@ MODALITY_COLORS: dict[str, str] = {
     "swir": "#2A9D8F",
     "sketch": "#6B6B6B",
 }
-"""One colour per modality, used by every figure and widget."""
+"""One colour per modality, used by every figure and widget (notebooks draw modalities with it too)."""
+
+MODALITY_NAMES: dict[str, str] = {"vis": "VIS", "nir": "NIR", "thermal": "thermal", "swir": "SWIR", "sketch": "sketch"}
+"""How a modality is written in labels and prose."""
+
+RUN_COLORS: tuple[str, ...] = ("#4D4D4D", "#1B9E77", "#C49A00", "#66A61E", "#A6761D", "#E7298A", "#808000",
+                               "#17BECF", "#111111")
+"""Colours of runs compared in one figure (bars, training curves): greys, greens, browns and magenta,
+away from the blue, purple and orange-red of :data:`MODALITY_COLORS`, so a run is never read as a sensor."""
 
 GENUINE_COLOR = "#2E8B57"
 IMPOSTOR_COLOR = "#9A9A9A"
@@ -87,6 +99,45 @@ def modality_color(modality: str) -> str:
         return MODALITY_COLORS[key]
     palette = sns.color_palette("colorblind", 10).as_hex()
     return palette[sum(map(ord, key)) % len(palette)]
+
+
+def modality_name(modality: str) -> str:
+    """A modality as labels write it: ``"vis"`` -> ``"VIS"``, ``"thermal"`` -> ``"thermal"``."""
+    return MODALITY_NAMES.get(str(modality).lower(), str(modality))
+
+
+def run_color(index: int) -> str:
+    """The colour of the ``index``-th run of a comparison (cycles through :data:`RUN_COLORS`)."""
+    return RUN_COLORS[index % len(RUN_COLORS)]
+
+
+_METRIC_LABELS: dict[str, str] = {
+    "rank1": "rank-1", "auc": "ROC AUC", "eer": "EER", "d_prime": "d′", "loss": "total loss",
+    "infonce": "InfoNCE term", "pairwise": "pairwise margin term", "contrastive": "contrastive term",
+    "distill": "self-distillation term", "lr": "learning rate", "train_acc": "training accuracy",
+    "seconds": "seconds per epoch", "n_probes": "probes", "n_gallery": "gallery entries",
+    "trainable_percent": "trainable parameters (%)",
+}
+
+
+def metric_label(name: str) -> str:
+    """A column or metric name in words, for titles, axes and legends.
+
+    ``rank1`` -> "rank-1", ``tar_at_far_1e-2`` -> "TAR at FAR = 1e-2", ``eer`` -> "EER",
+    ``val_vis_rank1`` -> "dev VIS rank-1" (a history's ``val_*`` columns are measured on the dev
+    identities), ``lr`` -> "learning rate"; an unknown name gets its underscores replaced by spaces.
+    """
+    key = str(name)
+    low = key.lower()
+    if low in _METRIC_LABELS:
+        return _METRIC_LABELS[low]
+    if m := re.fullmatch(r"rank(\d+)", low):
+        return f"rank-{m.group(1)}"
+    if m := re.fullmatch(r"tar_at_far_(.+)", low):
+        return f"TAR at FAR = {m.group(1)}"
+    if m := re.fullmatch(r"val_([a-z]+)_(.+)", low):
+        return f"dev {modality_name(m.group(1))} {metric_label(m.group(2))}"
+    return key.replace("_", " ")
 
 
 def protocol_color(protocol: str) -> str:
@@ -191,25 +242,74 @@ def plot_roc(curves: Any, *, ax: Any = None, title: str = "ROC", mark_far: float
     return fig
 
 
+DET_TICKS: tuple[float, ...] = (1e-6, 1e-5, 1e-4, 1e-3, 1e-2, 0.05, 0.2, 0.5, 0.8, 0.95, 0.99, 0.999)
+"""Error rates that may label a DET axis (those inside the axis limits are used), shown in percent."""
+
+
+def _probit(p: Any) -> np.ndarray:
+    from scipy.stats import norm
+
+    return norm.ppf(np.clip(np.asarray(p, dtype=float), 1e-12, 1 - 1e-12))
+
+
+def _probit_inverse(z: Any) -> np.ndarray:
+    from scipy.stats import norm
+
+    return norm.cdf(np.asarray(z, dtype=float))
+
+
+def _percent(p: float) -> str:
+    return f"{100 * p:.6g} %"
+
+
+def set_normal_deviate_axis(ax: Any, which: str, low: float, high: float) -> None:
+    """Put an error-rate axis on the normal-deviate (probit) scale of ISO/IEC 19795-1 DET plots.
+
+    A rate ``p`` sits at ``scipy.stats.norm.ppf(p)``: two Gaussian score distributions give a
+    straight DET line, and the small error rates where good systems differ are spread out.  The
+    ticks are the :data:`DET_TICKS` inside ``[low, high]``, labelled in percent.
+    """
+    axis = ax.xaxis if which == "x" else ax.yaxis
+    (ax.set_xscale if which == "x" else ax.set_yscale)("function", functions=(_probit, _probit_inverse))
+    (ax.set_xlim if which == "x" else ax.set_ylim)(low, high)
+    ticks = [t for t in DET_TICKS if low <= t <= high]
+    axis.set_major_locator(matplotlib.ticker.FixedLocator(ticks))
+    axis.set_major_formatter(matplotlib.ticker.FuncFormatter(lambda v, _pos: _percent(v)))
+    axis.set_minor_locator(matplotlib.ticker.NullLocator())
+
+
 @styled
 def plot_det(curves: Any, *, ax: Any = None, title: str = "DET") -> Figure:
-    """DET curves: FRR against FAR, both on log axes (lower left is better)."""
+    """DET curves: FRR against FAR on normal-deviate (probit) axes, as ISO/IEC 19795-1 draws them.
+
+    Each rate is placed at its standard-normal quantile (:func:`set_normal_deviate_axis`) and the
+    ticks are labelled in percent; lower left is better.  A dot marks each curve's EER, where it
+    crosses the dotted FAR = FRR line.  The axes start at the smallest rate the scores can measure
+    (one impostor pair, one genuine pair) and end just above the largest error plotted.
+    """
     items = _pair_items(curves)
-    fig, ax = _target(ax, figsize=(6.4, 3.6))
+    fig, ax = _target(ax, figsize=(6.4, 3.8))
     linestyle, color = _styles(items)
-    far_min, frr_min = 1.0, 1.0
+    far_min, frr_min, top = 1.0, 1.0, 0.5
     for run, protocol, scores, same in items:
         far, tar, _ = ev.roc(scores, same)
         frr = 1.0 - tar
         far_min = min(far_min, 1.0 / max(1, int((~same).sum())))
         frr_min = min(frr_min, 1.0 / max(1, int(same.sum())))
         keep = (far > 0) & (frr > 0)
+        top = max(top, float(far[keep].max()) if keep.any() else 0.0, float(frr[keep].max()) if keep.any() else 0.0)
         eer = ev.verification_metrics(scores, same, fars=())["eer"]
         ax.plot(far[keep], frr[keep], ls=linestyle[run], color=color(protocol), lw=1.6,
                 label=_label(run, protocol, f"(EER {100 * eer:.1f} %)"))
-    ax.plot([max(far_min, frr_min), 1], [max(far_min, frr_min), 1], color="0.6", lw=0.8, ls=":", label="FAR = FRR")
-    ax.set(xscale="log", yscale="log", xlim=(far_min, 1.0), ylim=(frr_min, 1.0),
-           xlabel="false accept rate (FAR)", ylabel="false reject rate (FRR)", title=title)
+        if eer > 0:
+            ax.plot([eer], [eer], "o", color=color(protocol), ms=4)
+    top = min(0.999, top)
+    ax.plot([min(far_min, frr_min), top], [min(far_min, frr_min), top], color="0.6", lw=0.8, ls=":",
+            label="FAR = FRR")
+    set_normal_deviate_axis(ax, "x", far_min, top)
+    set_normal_deviate_axis(ax, "y", frr_min, top)
+    ax.set(xlabel="false accept rate (FAR), normal-deviate scale",
+           ylabel="false reject rate (FRR), normal-deviate scale", title=title)
     _legend_right(ax)
     return fig
 
@@ -481,12 +581,29 @@ def plot_similarity_matrix(
 # Training, budgets, images and comparisons
 # ---------------------------------------------------------------------------------------------
 
-_GROUPS: tuple[tuple[str, Callable[[str], bool]], ...] = (
-    ("loss", lambda c: "loss" in c or c in ("infonce", "pairwise", "distill", "contrastive")),
-    ("learning rate", lambda c: c == "lr" or "lr_" in c or "learning_rate" in c),
-    ("validation", lambda c: any(t in c for t in ("rank", "tar", "auc", "eer", "acc", "val"))),
-    ("seconds", lambda c: "second" in c or c in ("time", "duration")),
-)
+def _curve_group(col: str) -> str:
+    """The panel a history column belongs to when one run is drawn (columns of one kind share a panel)."""
+    c = str(col).lower()
+    if "loss" in c or c in ("infonce", "pairwise", "distill", "contrastive"):
+        return "loss"
+    if c == "lr" or "lr_" in c or "learning_rate" in c:
+        return "learning rate"
+    if c.startswith("train_") and "acc" in c:
+        return "training accuracy"
+    if m := re.fullmatch(r"val_[a-z]+_(.+)", c):
+        return f"dev {metric_label(m.group(1))}"
+    if "second" in c or c in ("time", "duration"):
+        return "seconds per epoch"
+    return metric_label(col)
+
+
+_GROUP_ORDER = ("loss", "learning rate", "training accuracy")
+
+
+def _is_rate(col: str) -> bool:
+    """A column whose values are shares in [0, 1] (drawn on the full 0-1 axis)."""
+    c = str(col).lower()
+    return any(t in c for t in ("rank", "acc", "auc", "tar")) and "loss" not in c
 
 
 def _history_frames(history: Any) -> dict[str | None, "pandas.DataFrame"]:  # noqa: F821
@@ -497,48 +614,108 @@ def _history_frames(history: Any) -> dict[str | None, "pandas.DataFrame"]:  # no
     return {None: pd.DataFrame(history)}
 
 
-@styled
-def plot_training_curves(history: Any, *, x: str = "epoch") -> Figure:
-    """Every numeric column of a training history against ``epoch``, grouped into panels.
+def _baseline_values(baseline: Any) -> dict[str, float]:
+    """``{column: value}`` of the reference lines: a mapping, or a history whose last row is used."""
+    import pandas as pd
 
-    Losses share a panel, as do learning rates (log scale), validation metrics and timings; any
-    other numeric column gets its own.  ``history`` is the history DataFrame of a run (a list of
-    row dicts works too) or ``{run: history}`` to compare runs.
+    if baseline is None:
+        return {}
+    if isinstance(baseline, pd.DataFrame):  # a history: the dev figures of its last epoch (not its losses)
+        if baseline.empty:
+            return {}
+        last = baseline.iloc[-1]
+        return {str(k): float(v) for k, v in last.items() if str(k).startswith("val_")}
+    return {str(k): float(v) for k, v in dict(baseline).items()}
+
+
+@styled
+def plot_training_curves(history: Any, *, x: str = "epoch", columns: Sequence[str] | None = None,
+                         baseline: Any = None, baseline_label: str = "baseline (before adaptation)",
+                         ncols: int = 4) -> Figure:
+    """The numeric columns of training histories against ``epoch``, with labels in words.
+
+    * One run (a history DataFrame, or a list of row dicts): columns of one kind share a panel
+      (the loss terms; the learning rate; the dev rank-1 of each probe modality, coloured by
+      :data:`MODALITY_COLORS`; the seconds per epoch; any other column alone).
+    * Several runs (``{run: history}``): one panel per column, each run one colour of
+      :data:`RUN_COLORS` in every panel.
+
+    Either way one legend serves the whole figure, below the panels, so it covers no curve.
+
+    ``columns`` picks the columns to draw (default: every numeric one but ``x``).  ``baseline`` is
+    ``{column: value}`` or the baseline's own history (the dev figures, ``val_*``, of its last
+    epoch): a dashed line in the panel of each column it names, so a change (forgetting, say) is
+    read against it.  Shares (rank-1, accuracy, AUC, TAR) are drawn on their full 0-1 axis, the
+    learning rate on a linear one (a cosine decay to 0 has no log).
     """
     frames = _history_frames(history)
     if not frames:
         raise ValueError("plot_training_curves got an empty dict of histories; pass at least one run.")
-    groups: dict[str, list[str]] = {}
+    numeric: list[str] = []
     for frame in frames.values():
         for col in frame.select_dtypes("number").columns:
-            if col == x:
-                continue
-            name = next((g for g, test in _GROUPS if test(str(col).lower())), str(col))
-            if col not in groups.setdefault(name, []):
-                groups[name].append(col)
-    if not groups:
+            if col != x and col not in numeric:
+                numeric.append(str(col))
+    if columns is not None:
+        missing = [c for c in columns if c not in numeric]
+        if missing:
+            raise ValueError(f"plot_training_curves: column(s) {missing} are not numeric columns of the history; "
+                             f"it has {numeric}.")
+        numeric = [str(c) for c in columns]
+    if not numeric:
         raise ValueError(f"The history has no numeric columns besides {x!r}; nothing to plot.")
-    ncols = min(4, len(groups))
-    nrows = math.ceil(len(groups) / ncols)
-    fig, axes = new_figure(nrows, ncols, figsize=(3.4 * ncols, 2.7 * nrows))
-    palette = sns.color_palette("colorblind", 10)
-    for k, (name, cols) in enumerate(groups.items()):
+    reference = _baseline_values(baseline)
+    several = not (len(frames) == 1 and None in frames)
+    loss_rank = {"infonce": 0, "pairwise": 1, "contrastive": 2, "distill": 3, "loss": 4}
+    grouped: dict[str, list[str]] = {}
+    for col in numeric:
+        grouped.setdefault(_curve_group(col), []).append(col)
+    if "loss" in grouped:  # the contrastive terms, then distillation, then their total
+        grouped["loss"].sort(key=lambda c: loss_rank.get(c.lower(), 5))
+    fixed = [g for g in _GROUP_ORDER if g in grouped]
+    timing = [g for g in grouped if g == "seconds per epoch"]
+    order = fixed + [g for g in grouped if g not in fixed + timing] + timing
+    if several:  # one panel per column, in the order of their groups
+        panels = {col: [col] for g in order for col in grouped[g]}
+    else:
+        panels = {g: grouped[g] for g in order}
+    ncols = max(1, min(ncols, len(panels)))
+    nrows = math.ceil(len(panels) / ncols)
+    fig, axes = new_figure(nrows, ncols, figsize=(3.3 * ncols, 2.6 * nrows + 0.45))
+    handles: dict[str, Any] = {}
+    for k, (name, cols) in enumerate(panels.items()):
         ax = axes.flat[k]
         for r, (run, frame) in enumerate(frames.items()):
             xs = frame[x] if x in frame else np.arange(1, len(frame) + 1)
-            for c, col in enumerate(c for c in cols if c in frame):
-                color = palette[(r if run is not None else c) % len(palette)]
-                style = RUN_LINESTYLES[c % len(RUN_LINESTYLES)] if run is not None else "-"
-                label = f"{run}: {col}" if run is not None and len(cols) > 1 else (run or col)
-                ax.plot(xs, frame[col], color=color, ls=style, marker="o", ms=2.5, lw=1.3, label=label)
-        if name == "learning rate" and all((frames[r][c] > 0).all() for r in frames for c in cols if c in frames[r]):
-            ax.set_yscale("log")
-        ax.set(title=name, xlabel=x)
+            for c, col in enumerate(col for col in cols if col in frame):
+                if several:
+                    color, label = run_color(r), str(run)
+                else:
+                    mod = re.fullmatch(r"val_([a-z]+)_.+", col.lower())
+                    color = modality_color(mod.group(1)) if mod else run_color(c)
+                    label = metric_label(col)
+                (line,) = ax.plot(xs, frame[col], color=color, marker="o", ms=2.5, lw=1.3, label=label)
+                if several or len(cols) > 1:  # a lone curve is named by its panel's title
+                    handles.setdefault(label, line)
+        for col in cols:
+            if col in reference:
+                mod = re.fullmatch(r"val_([a-z]+)_.+", col.lower())
+                color = modality_color(mod.group(1)) if mod and not several else "0.35"
+                ax.axhline(reference[col], color=color, ls="--", lw=1.0)
+                handles.setdefault(baseline_label, Line2D([], [], color="0.35", ls="--", lw=1.0))
+        if all(_is_rate(col) for col in cols):
+            ax.set_ylim(0, 1.02)
+        elif name == "learning rate" or any(_curve_group(col) == "learning rate" for col in cols):
+            ax.set_ylim(bottom=0)
+            ax.ticklabel_format(axis="y", style="sci", scilimits=(-2, 3))
+        ax.set(title=metric_label(name) if several else name, xlabel=x)
         ax.xaxis.set_major_locator(matplotlib.ticker.MaxNLocator(integer=True))
-        if len(cols) > 1 or len(frames) > 1:
-            ax.legend()
-    for ax in axes.flat[len(groups):]:
+    for ax in axes.flat[len(panels):]:
         ax.set_axis_off()
+    if several:  # the runs in the order given, then the reference line
+        handles = {**{str(r): handles[str(r)] for r in frames if str(r) in handles}, **handles}
+    if len(handles) > 1:  # one legend for the figure, below the panels: it covers no curve
+        fig.legend(list(handles.values()), list(handles), loc="outside lower center", ncols=min(4, len(handles)))
     return fig
 
 
@@ -661,6 +838,9 @@ def plot_image_grid(
 def plot_metric_bars(table: Any, metric: str | Sequence[str] = "rank1", *, runs: Sequence[str] | None = None) -> Figure:
     """Bars comparing runs on each protocol, one panel per metric (e.g. ``["rank1", "tar_at_far_1e-2"]``).
 
+    Runs take :data:`RUN_COLORS` in the order given, protocol labels their probe modality's colour,
+    and titles and axes name each metric in words (:func:`metric_label`).
+
     ``table`` is :func:`~hfr_tutorial.evaluate.metrics_table` output, or anything it accepts
     (``{run: protocols}`` or a loaded ``metrics.json``).  ``runs`` picks and orders the runs.
     """
@@ -675,15 +855,16 @@ def plot_metric_bars(table: Any, metric: str | Sequence[str] = "rank1", *, runs:
     frame = frame[frame["run"].isin(order)]
     protocols = list(dict.fromkeys(frame["protocol"]))
     fig, axes = new_figure(1, len(metrics), figsize=(max(4.5, 1.1 * len(protocols) * max(1, len(order)) / 2.2 + 1.5) * len(metrics), 3.6))
-    palette = sns.color_palette("colorblind", max(3, len(order)))
+    palette = [run_color(i) for i in range(len(order))]
     for ax, name in zip(axes[0], metrics):
         sns.barplot(data=frame, x="protocol", y=name, hue="run", order=protocols, hue_order=order,
-                    palette=palette[: len(order)], ax=ax, errorbar=None)
+                    palette=palette, saturation=1.0, ax=ax, errorbar=None)
         for container in ax.containers:
             ax.bar_label(container, fmt="%.2f", fontsize=6, padding=1)
         for tick in ax.get_xticklabels():
             tick.set_color(protocol_color(tick.get_text()))
-        ax.set(ylim=(0, 1.1) if frame[name].max() <= 1 else (0, None), title=name, xlabel="")
+        ax.set(ylim=(0, 1.1) if frame[name].max() <= 1 else (0, None), title=metric_label(name),
+               xlabel="probe -> gallery", ylabel=metric_label(name))
         ax.legend_.remove() if ax.legend_ is not None else None
     handles, labels = axes[0, 0].get_legend_handles_labels()
     fig.legend(handles, labels, loc="outside right center")

@@ -8,7 +8,8 @@ Every solved notebook ``notebooks/NN_*.ipynb``:
 - imports its machinery from ``hfr_tutorial`` and redefines none of the library's public
   functions (a teaching re-implementation is allowed when the cell is tagged ``from-scratch``);
 - has at least one figure in its outputs, was executed in order, and has no error outputs;
-- has SOLUTION markers only in pairs.
+- has SOLUTION markers only in pairs;
+- saves no widget state (progress bars are text), so a saved notebook shows no frozen "0%" bars.
 """
 from __future__ import annotations
 
@@ -91,6 +92,34 @@ def test_notebook_imports_instead_of_redefining(path):
                            "'from-scratch' and show that it equals the library's")
     text = "\n".join(c.source for c in sources)
     assert text.count("### BEGIN SOLUTION") == text.count("### END SOLUTION")
+
+
+WIDGET_VIEW = "application/vnd.jupyter.widget-view+json"
+TEXT_PROGRESS = "tqdm.auto.tqdm = tqdm.std.tqdm"
+TEXT_PROGRESS_NOTEBOOKS = EXPECTED[:7]
+"""The notebooks whose setup cell routes progress bars to plain text (07 and 08 are to follow)."""
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS + sorted((ROOT / "notebooks" / "student").glob("[0-9][0-9]_*.ipynb")),
+                         ids=lambda p: f"{p.parent.name}/{p.stem}")
+def test_no_widget_state_is_saved(path):
+    """A saved notebook shows text, not a "0%" widget bar frozen at its first frame."""
+    nb = nbformat.read(path, as_version=4)
+    widgets = [i for i, c in enumerate(nb.cells) if c.cell_type == "code"
+               for o in c.get("outputs", []) if WIDGET_VIEW in o.get("data", {})]
+    assert not widgets, (f"{path.name}: cells {sorted(set(widgets))} saved tqdm/ipywidgets widget outputs; route "
+                         f"progress bars to text in the setup cell ({TEXT_PROGRESS}) or pass progress=False")
+    assert "widgets" not in nb.metadata, f"{path.name}: metadata.widgets holds saved widget state; drop it"
+
+
+@pytest.mark.parametrize("name", TEXT_PROGRESS_NOTEBOOKS)
+def test_progress_bars_are_text(name):
+    """hfr_tutorial's progress bars use tqdm.auto, which draws widgets in a kernel; the setup cell swaps in
+    the text bar before hfr_tutorial is imported (train.py binds tqdm when it is imported)."""
+    nb = nbformat.read(ROOT / "notebooks" / f"{name}.ipynb", as_version=4)
+    setup = next(c for c in nb.cells if c.cell_type == "code").source
+    assert TEXT_PROGRESS in setup, f"{name}: the setup cell must set {TEXT_PROGRESS}"
+    assert setup.index(TEXT_PROGRESS) < setup.index("hfr_tutorial"), f"{name}: set it before importing hfr_tutorial"
 
 
 def test_student_copies_are_current():

@@ -62,6 +62,32 @@ def test_modality_palette_is_one_mapping():
     assert plots.protocol_color("thermal->vis") == plots.MODALITY_COLORS["thermal"]
     assert len(set(plots.MODALITY_COLORS[m] for m in ("vis", "nir", "thermal"))) == 3
     assert plots.modality_color("sketchy") == plots.modality_color("sketchy")  # stable for unknown names
+    # runs never take a modality's colour, so a bar or a curve of a run is not read as a sensor
+    assert not {c.lower() for c in plots.RUN_COLORS} & {c.lower() for c in plots.MODALITY_COLORS.values()}
+
+
+@pytest.mark.parametrize("name, words", [
+    ("rank1", "rank-1"), ("rank5", "rank-5"), ("eer", "EER"), ("auc", "ROC AUC"),
+    ("tar_at_far_1e-2", "TAR at FAR = 1e-2"), ("val_vis_rank1", "dev VIS rank-1"),
+    ("val_thermal_rank1", "dev thermal rank-1"), ("lr", "learning rate"), ("infonce", "InfoNCE term"),
+    ("pairwise", "pairwise margin term"), ("train_acc", "training accuracy"), ("grad_norm", "grad norm"),
+])
+def test_metric_labels_are_words(name, words):
+    assert plots.metric_label(name) == words
+
+
+def _texts(fig: Figure) -> list[str]:
+    """Every title, axis label, tick label and legend entry of a figure."""
+    out = [t.get_text() for leg in fig.legends for t in leg.get_texts()]
+    for ax in fig.axes:
+        out += [ax.get_title(), ax.get_xlabel(), ax.get_ylabel()]
+        out += [t.get_text() for t in ax.get_xticklabels() + ax.get_yticklabels()]
+        if ax.get_legend() is not None:
+            out += [t.get_text() for t in ax.get_legend().get_texts()]
+    return [t for t in out if t]
+
+
+RAW_NAMES = ("rank1", "val_vis_rank1", "val_nir_rank1", "val_thermal_rank1", "tar_at_far_1e-2", "infonce", "lr")
 
 
 def test_roc_is_deterministic_and_coloured_by_probe_modality(data):
@@ -89,9 +115,29 @@ def test_roc_accepts_score_pairs_and_draws_on_a_given_axis(data):
         plots.plot_roc({"nir->vis": "not scores"})
 
 
+def test_det_is_on_normal_deviate_axes(data):
+    from scipy.stats import norm
+
+    fig = assert_deterministic(lambda: plots.plot_det(data["scored"]))
+    ax = fig.axes[0]
+    assert ax.get_xscale() == "function" and ax.get_yscale() == "function"
+    for axis in (ax.xaxis, ax.yaxis):  # a rate p sits at the standard-normal quantile of p (ISO/IEC 19795-1)
+        rates = np.array([1e-3, 0.01, 0.2, 0.5])
+        assert axis.get_transform().transform(rates) == pytest.approx(norm.ppf(rates))
+    labels = [t.get_text() for t in ax.get_xticklabels() + ax.get_yticklabels() if t.get_text()]
+    assert labels and all(label.endswith("%") for label in labels)
+    lo, hi = ax.get_xlim()
+    assert 0 < lo < hi < 1  # rates, inside (0, 1) where the probit is finite
+    ps = data["scored"]["before"]["thermal->vis"]
+    far, tar, _ = ev.roc(ps.scores, ps.same)
+    line = next(line for line in ax.get_lines() if line.get_label().startswith("before: thermal->vis"))
+    keep = (far > 0) & (tar < 1)
+    assert line.get_xdata() == pytest.approx(far[keep]) and line.get_ydata() == pytest.approx(1 - tar[keep])
+    assert mcolors.to_hex(line.get_color()) == plots.MODALITY_COLORS["thermal"].lower()
+
+
 def test_det_cmc_and_histograms(data):
-    fig = assert_deterministic(lambda: plots.plot_det(data["scored"]["before"]))
-    assert fig.axes[0].get_xscale() == "log" and fig.axes[0].get_yscale() == "log"
+    assert_deterministic(lambda: plots.plot_det(data["scored"]["before"]))
     fig = assert_deterministic(lambda: plots.plot_cmc(data["scored"], max_rank=5))
     first = fig.axes[0].get_lines()[0]
     assert first.get_xdata().tolist() == [1, 2, 3, 4, 5]
@@ -146,18 +192,60 @@ def test_similarity_matrix_ordered_by_identity(data):
     assert np.diag(image) == pytest.approx(np.ones(36), abs=1e-5)  # cosine of an image with itself
 
 
-def test_training_curves_groups_numeric_columns():
+def _history(seed: int = 0, epochs: int = 4, loss: str = "infonce") -> pd.DataFrame:
+    rng = np.random.default_rng(seed)
+    e = np.arange(1, epochs + 1)
+    return pd.DataFrame({"epoch": e, loss: 3.0 / e, "distill": 0.3 / e, "loss": 3.3 / e,
+                         "lr": 0.04 * np.cos(e / epochs * np.pi / 2),  # ends at 0: a cosine decay
+                         "val_vis_rank1": 0.9 + 0.05 * rng.random(epochs),
+                         "val_nir_rank1": np.linspace(0.4, 0.9, epochs),
+                         "val_thermal_rank1": np.linspace(0.1, 0.9, epochs), "seconds": 9 + rng.random(epochs)})
+
+
+def test_training_curves_of_one_run_group_columns_in_words():
     history = pd.DataFrame({"epoch": [1, 2, 3], "loss": [3.0, 2.0, 1.0], "loss_distill": [1.0, 0.5, 0.4],
-                            "lr": [1e-3, 1e-2, 1e-4], "val_nir_rank1": [0.1, 0.3, 0.5], "seconds": [5.0, 5.1, 4.9],
-                            "grad_norm": [1.0, 0.9, 0.8], "note": ["a", "b", "c"]})
-    fig = assert_deterministic(lambda: plots.plot_training_curves(history))
-    titles = [ax.get_title() for ax in fig.axes if ax.axison]
-    assert titles == ["loss", "learning rate", "validation", "seconds", "grad_norm"]
-    assert fig.axes[1].get_yscale() == "log"
-    fig = plots.plot_training_curves({"a": history, "b": history.to_dict("records")})
-    assert len(fig.axes[0].get_lines()) == 4  # 2 runs x 2 loss columns
+                            "lr": [1e-3, 1e-2, 0.0], "val_nir_rank1": [0.1, 0.3, 0.5], "val_vis_rank1": [0.9, 0.9, 0.8],
+                            "seconds": [5.0, 5.1, 4.9], "grad_norm": [1.0, 0.9, 0.8], "note": ["a", "b", "c"]})
+    fig = assert_deterministic(lambda: plots.plot_training_curves(history, baseline={"val_vis_rank1": 0.95}))
+    axes = [ax for ax in fig.axes if ax.axison]
+    assert [ax.get_title() for ax in axes] == ["loss", "learning rate", "dev rank-1", "grad norm", "seconds per epoch"]
+    assert axes[1].get_yscale() == "linear"  # the schedule ends at 0: no log axis, and no claim of one
+    dev = axes[2]
+    colors = {line.get_label(): mcolors.to_hex(line.get_color()) for line in dev.get_lines()}
+    assert colors["dev NIR rank-1"] == plots.MODALITY_COLORS["nir"].lower()
+    assert colors["dev VIS rank-1"] == plots.MODALITY_COLORS["vis"].lower()
+    assert dev.get_ylim() == (0, 1.02)  # a share on its full axis
+    assert any(line.get_linestyle() == "--" and line.get_ydata()[0] == 0.95 for line in dev.get_lines())
+    assert all(ax.get_legend() is None for ax in fig.axes) and len(fig.legends) == 1  # one legend, outside the panels
+    assert not set(RAW_NAMES) & set(_texts(fig))
     with pytest.raises(ValueError, match="no numeric columns"):
         plots.plot_training_curves(pd.DataFrame({"epoch": [1, 2]}))
+    with pytest.raises(ValueError, match="not numeric columns"):
+        plots.plot_training_curves(history, columns=["rank7"])
+
+
+def test_training_curves_of_many_runs_one_panel_per_metric_and_one_legend():
+    runs = {f"run {k}": _history(k, loss="pairwise" if k == 1 else "infonce") for k in range(7)}
+    runs["run 6"] = runs["run 6"].to_dict("records")  # a list of rows works too
+    base = _history(9).iloc[[-1]]
+    fig = assert_deterministic(lambda: plots.plot_training_curves(runs, baseline=base))
+    axes = [ax for ax in fig.axes if ax.axison]
+    titles = [ax.get_title() for ax in axes]
+    assert titles == ["InfoNCE term", "pairwise margin term", "self-distillation term", "total loss", "learning rate",
+                      "dev VIS rank-1", "dev NIR rank-1", "dev thermal rank-1", "seconds per epoch"]
+    assert all(ax.get_legend() is None for ax in fig.axes)  # no legend covers a panel ...
+    (legend,) = fig.legends  # ... one serves them all, each run named once
+    entries = [t.get_text() for t in legend.get_texts()]
+    assert entries == list(runs) + ["baseline (before adaptation)"]
+    vis = axes[titles.index("dev VIS rank-1")]
+    run_lines = [line for line in vis.get_lines() if line.get_linestyle() == "-"]
+    assert [mcolors.to_hex(line.get_color()) for line in run_lines] == [plots.RUN_COLORS[k].lower() for k in range(7)]
+    reference = [line for line in vis.get_lines() if line.get_linestyle() == "--"]
+    assert len(reference) == 1 and reference[0].get_ydata()[0] == pytest.approx(base["val_vis_rank1"].iloc[0])
+    assert vis.get_ylim() == (0, 1.02)
+    assert not set(RAW_NAMES) & set(_texts(fig))
+    picked = plots.plot_training_curves(runs, columns=["val_vis_rank1"])
+    assert [ax.get_title() for ax in picked.axes if ax.axison] == ["dev VIS rank-1"]
 
 
 def test_parameter_budget_same_picture_from_dict_or_table():
@@ -192,6 +280,10 @@ def test_metric_bars_from_results_and_table():
     fig = assert_deterministic(lambda: plots.plot_metric_bars(table, ["rank1", "tar_at_far_1e-2"]))
     heights = sorted(round(p.get_height(), 6) for p in fig.axes[0].patches if p.get_height() > 0)
     assert heights == sorted(round(v, 6) for v in table["rank1"])
+    assert [ax.get_title() for ax in fig.axes] == ["rank-1", "TAR at FAR = 1e-2"]
+    assert not set(RAW_NAMES) & set(_texts(fig))
+    bar_colors = {mcolors.to_hex(p.get_facecolor()) for p in fig.axes[0].patches if p.get_height() > 0}
+    assert bar_colors == {plots.RUN_COLORS[0].lower(), plots.RUN_COLORS[1].lower()}
     assert np.array_equal(pixels(plots.plot_metric_bars(results)), pixels(plots.plot_metric_bars(table)))
     with pytest.raises(ValueError, match="not in the table"):
         plots.plot_metric_bars(table, "rank7")
