@@ -359,7 +359,7 @@ def test_train_config_refuses_non_finite_or_out_of_range_numbers(field, value):
 def test_adapt_settings_refuse_rates_and_weights_that_cannot_train(field, value):
     with pytest.raises(ValueError, match=rf"AdaptSettings\.{field}=.* is invalid.*None for the preset"):
         AdaptSettings(**{field: value})
-    assert AdaptSettings(distill_weight=0.0).name.endswith("/contrastive")  # 0 still switches distillation off
+    assert AdaptSettings(distill_weight=0.0).name.endswith("/infonce")  # 0 still switches distillation off
 
 
 def test_checkpoint_with_nan_weights_is_refused(tmp_path):
