@@ -6,6 +6,7 @@ from pathlib import Path
 
 import matplotlib
 import pytest
+import torch
 
 matplotlib.use("Agg")
 
@@ -32,3 +33,12 @@ def assets() -> Path:
 def _isolated_cache(tmp_path_factory, monkeypatch):
     """Every test writes its artifacts to a fresh temporary cache, never the user's."""
     monkeypatch.setenv("HFR_CACHE", str(tmp_path_factory.mktemp("hfr_cache")))
+
+
+@pytest.fixture(scope="module")
+def one_thread():
+    """Tiny tensors: one intra-op thread is faster, and far faster on busy cores (no spin waits)."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)

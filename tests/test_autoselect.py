@@ -19,13 +19,7 @@ SMOKE = get_preset("fast").replace(name="autoselect-smoke", data__image_size=32,
 FAST = {"n_batches": 2, "batch_size": 8, "device": "cpu"}
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    """Tiny tensors: one intra-op thread is faster, and far faster on busy cores (no spin waits)."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_thread")  # tiny tensors: see conftest.one_thread
 
 
 @pytest.fixture(scope="module")

@@ -11,13 +11,7 @@ from torch import nn
 from hfr_tutorial.models.heads import ArcFaceHead, CosFaceHead, MarginHead, make_head
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    """Tiny tensors: one intra-op thread is faster, and far faster on busy cores (no spin waits)."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_thread")  # tiny tensors: see conftest.one_thread
 
 
 def _setup(head_cls, seed=0, batch=6, dim=10, classes=5, **kwargs):

@@ -44,13 +44,7 @@ from hfr_tutorial.losses import (
 DIM = 16
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    """Tiny tensors: one intra-op thread is faster, and far faster on busy cores (no spin waits)."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_thread")  # tiny tensors: see conftest.one_thread
 
 
 def _embeddings(seed: int, n: int, dim: int = DIM, dtype=torch.float64) -> torch.Tensor:

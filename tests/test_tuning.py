@@ -25,13 +25,7 @@ from hfr_tutorial.tuning import (
 VARIANTS = ["edgeface_xxs", "edgeface_xs_gamma_06"]
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    """Tiny tensors: one intra-op thread is faster, and far faster on busy cores (no spin waits)."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_thread")  # tiny tensors: see conftest.one_thread
 
 
 # Trainable parameters per policy, measured once and pinned here (the tests below also rebuild
