@@ -179,7 +179,7 @@ def _stage_convs(model: nn.Module, stages: tuple[int, ...]) -> set[str]:
     names = set()
     for index in stages:
         for module in model.model.stages[index].modules():
-            if type(module) is nn.Conv2d:
+            if isinstance(module, nn.Conv2d):
                 names |= _names_of(model, module)
     return names
 

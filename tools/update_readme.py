@@ -6,7 +6,9 @@
 * between ``<!-- bench:start -->`` and ``<!-- bench:end -->``: ``docs/results/bench.md`` (written by
   ``python benchmarks/bench_cost.py --out docs/results/bench``, copied there);
 * between ``<!-- deploy:start -->`` and ``<!-- deploy:end -->``: ``docs/results/deploy/bench.md``
-  (written by ``python benchmarks/bench_deploy.py``).
+  (written by ``python benchmarks/bench_deploy.py``);
+* between ``<!-- speed:start -->`` and ``<!-- speed:end -->``: ``docs/results/speed/bench.md``
+  (written by ``python benchmarks/bench_speed.py``).
 
     python tools/update_readme.py           # rewrite README.md
     python tools/update_readme.py --check   # exit 1 if README.md is out of date (CI, via tests)
@@ -25,6 +27,7 @@ README = ROOT / "README.md"
 METRICS = ROOT / "docs" / "results" / "fast" / "metrics.json"
 BENCH = ROOT / "docs" / "results" / "bench.md"
 DEPLOY = ROOT / "docs" / "results" / "deploy" / "bench.md"
+SPEED = ROOT / "docs" / "results" / "speed" / "bench.md"
 
 
 def results_section(metrics: dict) -> str:
@@ -73,6 +76,8 @@ def render(text: str) -> str:
         text = put(text, "bench", BENCH.read_text().strip())
     if DEPLOY.is_file():
         text = put(text, "deploy", DEPLOY.read_text().strip())
+    if SPEED.is_file():
+        text = put(text, "speed", SPEED.read_text().strip())
     return text
 
 

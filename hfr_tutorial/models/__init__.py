@@ -9,6 +9,7 @@ from .edgeface import (
     EdgeFace,
     EdgeFaceVariant,
     LoRaLin,
+    SmallMapDepthwiseConv2d,
     count_parameters,
     create_edgeface,
     download_official_weights,
@@ -19,6 +20,7 @@ from .edgeface import (
     load_edgeface,
     normalize,
     read_checkpoint,
+    use_small_map_depthwise,
     weights_hint,
 )
 
@@ -26,5 +28,6 @@ __all__ = [
     "EMBEDDING_DIM", "INPUT_SIZE", "VARIANTS", "CheckpointError", "EdgeFace", "EdgeFaceVariant", "LoRaLin",
     "count_parameters", "create_edgeface", "download_official_weights", "find_checkpoint", "get_variant",
     "images_to_tensor", "list_variants", "load_edgeface", "normalize", "read_checkpoint",
-    "checkpoint_names", "checkpoint_search_path", "weights_hint",
+    "checkpoint_names", "checkpoint_search_path", "weights_hint", "SmallMapDepthwiseConv2d",
+    "use_small_map_depthwise",
 ]

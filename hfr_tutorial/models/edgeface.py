@@ -18,6 +18,7 @@ Taught in: ``notebooks/01_baseline_rgb_model.ipynb``.
 from __future__ import annotations
 
 import difflib
+import functools
 import os
 from dataclasses import dataclass
 from pathlib import Path
@@ -109,8 +110,9 @@ def replace_linear_with_low_rank(module: nn.Module, gamma: float) -> nn.Module:
 class EdgeFace(nn.Module):
     """An EdgeFace network: ``self.model`` is the timm EdgeNeXt with a 512-d head.
 
-    ``forward`` takes normalised images (see :func:`images_to_tensor`) of any size divisible by 32
-    and returns unnormalised 512-d embeddings.
+    ``forward`` takes normalised images (see :func:`images_to_tensor`) of 32 px or more on a side
+    (the stem divides the size by 4 and three downsampling layers halve it, rounding down: 112 px
+    gives maps of 28, 14, 7 and 3 px) and returns unnormalised 512-d embeddings.
     """
 
     def __init__(self, variant: str, model: nn.Module):
@@ -132,6 +134,87 @@ class EdgeFace(nn.Module):
     @property
     def head(self) -> nn.Module:
         return self.model.head
+
+
+# --------------------------------------------------------------------------------------------
+# Depthwise convolutions on small maps, computed as a matrix product in training
+# --------------------------------------------------------------------------------------------
+@functools.lru_cache(maxsize=64)
+def _window_index(height: int, width: int, kh: int, kw: int, ph: int, pw: int,
+                  device: str) -> tuple[torch.Tensor, torch.Tensor]:
+    """For output pixel ``p`` and input pixel ``q`` of an ``height x width`` map: which kernel tap
+    joins them (``index[p, q]`` into the flattened ``kh x kw`` kernel) and whether one does."""
+    ys, xs = torch.meshgrid(torch.arange(height), torch.arange(width), indexing="ij")
+    ys, xs = ys.reshape(-1), xs.reshape(-1)
+    dy = ys[None, :] - ys[:, None] + ph
+    dx = xs[None, :] - xs[:, None] + pw
+    valid = (dy >= 0) & (dy < kh) & (dx >= 0) & (dx < kw)
+    index = dy.clamp(0, kh - 1) * kw + dx.clamp(0, kw - 1)
+    return index.to(device), valid.to(device)
+
+
+def depthwise_as_matmul(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None,
+                        padding: tuple[int, int]) -> torch.Tensor:
+    """A stride-1, zero-padded depthwise convolution as one (HW x HW) matrix product per channel.
+
+    Equal to ``F.conv2d(x, weight, bias, padding=padding, groups=C)`` up to float rounding (about
+    1e-6): each channel's kernel is spread into the matrix that maps the flattened input map to
+    the flattened output map.  It costs ``(HW)^2`` multiply-adds per channel against the
+    convolution's ``HW * k^2``, so it pays only when the map is no larger than the kernel window,
+    which is where PyTorch's CPU kernels are slowest (the backward pass of a 7x7 convolution on
+    EdgeFace-XXS's 4x4 maps at 64 px took 9 ms, the matrix form 2 ms; ``benchmarks/bench_speed.py``).
+    """
+    batch, channels, height, width = x.shape
+    kh, kw = weight.shape[-2:]
+    index, valid = _window_index(height, width, kh, kw, padding[0], padding[1], str(x.device))
+    matrix = weight.reshape(channels, kh * kw)[:, index] * valid  # (C, HW, HW)
+    out = torch.einsum("cpq,bcq->bcp", matrix, x.reshape(batch, channels, height * width))
+    out = out.reshape(batch, channels, height, width)
+    return out if bias is None else out + bias.view(1, channels, 1, 1)
+
+
+class SmallMapDepthwiseConv2d(nn.Conv2d):
+    """An ``nn.Conv2d`` (depthwise, stride 1, zero "same" padding) that trains faster on small maps.
+
+    Same parameters, state-dict keys and results (up to float rounding) as the convolution it
+    replaces.  In training mode, when the map has no more pixels than the kernel window (EdgeNeXt's
+    7x7 and 9x9 kernels on the last stages' 4x4 and 2x2 maps at 64 px, 7x7 and 3x3 at 112 px), the
+    forward pass is :func:`depthwise_as_matmul`, whose backward pass is several times faster on a
+    CPU; otherwise, and always in eval mode (evaluation, export, deployment), it is the plain
+    convolution.
+    """
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        kh, kw = self.kernel_size
+        if self.training and x.dim() == 4 and x.shape[-2] * x.shape[-1] <= kh * kw:
+            return depthwise_as_matmul(x, self.weight, self.bias, self.padding)  # type: ignore[arg-type]
+        return super().forward(x)
+
+
+def _is_same_depthwise(conv: nn.Conv2d) -> bool:
+    kh, kw = conv.kernel_size
+    return (conv.groups == conv.in_channels == conv.out_channels and conv.groups > 1
+            and conv.stride == (1, 1) and conv.dilation == (1, 1) and conv.padding_mode == "zeros"
+            and kh % 2 == 1 and kw % 2 == 1 and conv.padding == ((kh - 1) // 2, (kw - 1) // 2))
+
+
+def use_small_map_depthwise(model: nn.Module, enabled: bool = True) -> int:
+    """Switch every stride-1 "same" depthwise convolution of ``model`` to (or back from)
+    :class:`SmallMapDepthwiseConv2d`, in place; returns how many were switched.
+
+    Only the module's class changes (its parameters and buffers stay the same objects), so a
+    checkpoint loads into either form.  :func:`create_edgeface` switches them on; pass
+    ``enabled=False`` to time the plain convolutions (``benchmarks/bench_speed.py``).
+    """
+    switched = 0
+    for module in model.modules():
+        if enabled and type(module) is nn.Conv2d and _is_same_depthwise(module):
+            module.__class__ = SmallMapDepthwiseConv2d
+            switched += 1
+        elif not enabled and type(module) is SmallMapDepthwiseConv2d:
+            module.__class__ = nn.Conv2d
+            switched += 1
+    return switched
 
 
 # --------------------------------------------------------------------------------------------
@@ -184,7 +267,11 @@ def get_variant(name: str) -> EdgeFaceVariant:
 
 
 def create_edgeface(variant: str = "edgeface_xxs", seed: int | None = 0) -> EdgeFace:
-    """Build an EdgeFace variant with a seeded random initialisation (no weights are downloaded)."""
+    """Build an EdgeFace variant with a seeded random initialisation (no weights are downloaded).
+
+    Its stride-1 depthwise convolutions are :class:`SmallMapDepthwiseConv2d` (faster training on
+    small maps, the same weights and results); :func:`use_small_map_depthwise` switches them back.
+    """
     import timm
 
     spec = get_variant(variant)
@@ -196,6 +283,7 @@ def create_edgeface(variant: str = "edgeface_xxs", seed: int | None = 0) -> Edge
         net.reset_classifier(EMBEDDING_DIM)
         if spec.gamma is not None:
             replace_linear_with_low_rank(net, spec.gamma)
+        use_small_map_depthwise(net)
     finally:
         if seed is not None:
             torch.random.set_rng_state(state)

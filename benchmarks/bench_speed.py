@@ -1,0 +1,277 @@
+"""How fast the tutorial trains on this CPU, and what each speed option changes: side by side, in one run.
+
+Run: ``python benchmarks/bench_speed.py [--quick] [--repeats 12] [--out docs/results/speed/bench.json]``
+
+The fast main job spends its time in training steps (forward + backward + AdamW step) of three
+kinds, measured here at the fast preset's shapes (64 px, EdgeFace-XXS):
+
+* ``baseline``: the RGB recogniser from scratch (batch 64, CosFace head over 400 identities;
+  the joint oracle takes the same step);
+* ``method``: one adaptation step of ``paper/infonce+distill`` (32 VIS + 32 NIR/thermal images,
+  InfoNCE, distillation to cached teacher embeddings);
+* ``full``: the same step with every parameter trainable (``full/infonce+distill``).
+
+Each is timed under each option, **interleaved** (one call per candidate in turn, the order rotating
+every round; the median of the rounds), so machine drift hits every candidate alike and only the
+ratios matter:
+
+* ``timm convolutions``: the code before the small-map change (every depthwise convolution a
+  plain ``nn.Conv2d``), the reference of the ratios;
+* ``small-map depthwise``: :class:`hfr_tutorial.models.SmallMapDepthwiseConv2d` (what
+  :func:`~hfr_tutorial.models.create_edgeface` builds now);
+* ``+ channels_last``: the same with model and input in ``torch.channels_last`` memory format;
+* ``+ bf16 autocast``: the forward pass under ``torch.autocast("cpu", torch.bfloat16)``;
+* ``+ 1 thread``: ``torch.set_num_threads(1)`` instead of the machine's cores;
+* ``+ torch.compile``: the model compiled with the default inductor backend (not in ``--quick``;
+  its compile time is reported separately).
+
+The input pipeline is measured beside them: seconds per batch of the augmented loader (baseline)
+and of the pair loader (adaptation) with no model, and a stretch of baseline steps fed by a loader
+with ``num_workers`` 0 against 1 (a worker process overlaps loading with compute, if a core is free).
+
+It writes the JSON (machine, settings, rows) and a Markdown table next to it (``bench.md``, the
+README's ``<!-- speed -->`` section via ``tools/update_readme.py``).  ``--quick`` (3 rounds at 32 px,
+no compile, smoke-sized data, written to a temporary folder unless ``--out`` is given) checks the
+script in under a minute; its timings mean little.  Time nothing else on the machine meanwhile.
+"""
+from __future__ import annotations
+
+import argparse
+import copy
+import json
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any, Callable
+
+import torch
+from torch import nn
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from hfr_tutorial.config import TrainConfig, get_preset  # noqa: E402
+from hfr_tutorial.deploy import machine_description  # noqa: E402
+from hfr_tutorial.losses import CrossModalInfoNCE, SelfDistillationLoss  # noqa: E402
+from hfr_tutorial.models import EMBEDDING_DIM, create_edgeface, use_small_map_depthwise  # noqa: E402
+from hfr_tutorial.models.edgeface import normalize  # noqa: E402
+from hfr_tutorial.models.heads import make_head  # noqa: E402
+from hfr_tutorial.train import adamw  # noqa: E402
+from hfr_tutorial.tuning import apply_policy, trainable_parameters  # noqa: E402
+
+OPTIONS = ("timm convolutions", "small-map depthwise", "+ channels_last", "+ bf16 autocast", "+ 1 thread",
+           "+ torch.compile")
+REFERENCE = "timm convolutions"
+
+
+def make_step(kind: str, option: str, *, size: int, batch: int, classes: int, seed: int = 0) -> Callable[[], None]:
+    """A closure running one training step of ``kind`` under ``option`` on fixed random inputs."""
+    cfg = TrainConfig()
+    torch.manual_seed(seed)
+    model = create_edgeface(cfg.variant, seed=seed)
+    if option == REFERENCE:
+        use_small_map_depthwise(model, enabled=False)
+    channels_last = option == "+ channels_last"
+    bf16 = option == "+ bf16 autocast"
+    if channels_last:
+        model = model.to(memory_format=torch.channels_last)
+    generator = torch.Generator().manual_seed(seed)
+
+    def images(n: int) -> torch.Tensor:
+        x = normalize(torch.rand(n, 3, size, size, generator=generator))
+        return x.contiguous(memory_format=torch.channels_last) if channels_last else x
+
+    if kind == "baseline":
+        head = make_head(cfg.head, EMBEDDING_DIM, classes, cfg.head_scale, cfg.head_margin)
+        params = [*model.parameters(), *head.parameters()]
+        x, y = images(batch), torch.randint(0, classes, (batch,), generator=generator)
+        model.train()
+        forward = torch.compile(model) if option == "+ torch.compile" else model
+        criterion = nn.CrossEntropyLoss()
+
+        def loss() -> torch.Tensor:
+            with torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16):
+                emb = forward(x)
+            return criterion(head(emb.float(), y), y)
+    else:
+        teacher = copy.deepcopy(model).eval()
+        apply_policy(model, "paper" if kind == "method" else "full")
+        params = list(trainable_parameters(model))
+        half = batch // 2
+        x = images(batch)
+        with torch.no_grad():
+            targets = teacher(x[:half])
+        model.train()
+        forward = torch.compile(model) if option == "+ torch.compile" else model
+        infonce, distill = CrossModalInfoNCE(cfg.temperature), SelfDistillationLoss(cfg.distill_weight, cfg.distill)
+
+        def loss() -> torch.Tensor:
+            with torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16):
+                emb = forward(x)
+            emb = emb.float()
+            return infonce(emb[:half], emb[half:]) + distill(emb[:half], targets)
+    optimizer = adamw(params, lr=1e-3, weight_decay=cfg.weight_decay)
+    threads = 1 if option == "+ 1 thread" else torch.get_num_threads()
+
+    def step() -> None:
+        previous = torch.get_num_threads()
+        torch.set_num_threads(threads)
+        try:
+            value = loss()
+            optimizer.zero_grad(set_to_none=True)
+            value.backward()
+            optimizer.step()
+        finally:
+            torch.set_num_threads(previous)
+
+    return step
+
+
+def interleaved(candidates: dict[str, Callable[[], None]], rounds: int, warmup: int = 2) -> dict[str, list[float]]:
+    """Seconds per call of each candidate: ``rounds`` rounds, one call each, the order rotating."""
+    for fn in candidates.values():
+        for _ in range(warmup):
+            fn()
+    names = list(candidates)
+    times: dict[str, list[float]] = {name: [] for name in names}
+    for r in range(rounds):
+        order = names[r % len(names):] + names[: r % len(names)]
+        for name in order:
+            t0 = time.perf_counter()
+            candidates[name]()
+            times[name].append(time.perf_counter() - t0)
+    return times
+
+
+def bench_steps(options: list[str], rounds: int, kinds: tuple[str, ...] = ("baseline", "method", "full"),
+                size: int = 64, warmup: int = 2) -> tuple[list[dict], dict]:
+    """One row per (step kind, option): median milliseconds and the speed relative to timm's convolutions."""
+    rows, compile_seconds = [], {}
+    for kind in kinds:
+        batch = 64
+        candidates = {}
+        for option in options:
+            t0 = time.perf_counter()
+            fn = make_step(kind, option, size=size, batch=batch, classes=400)
+            if option == "+ torch.compile":
+                fn()  # the first call compiles
+                compile_seconds[kind] = round(time.perf_counter() - t0, 1)
+            candidates[option] = fn
+        times = interleaved(candidates, rounds, warmup)
+        ref = statistics.median(times[REFERENCE])
+        for option in options:
+            med = statistics.median(times[option])
+            rows.append({"step": kind, "option": option, "ms": round(1000 * med, 1),
+                         "speed_vs_timm": round(ref / med, 3), "rounds": rounds})
+            print(f"  {kind:9s} {option:22s} {1000 * med:8.1f} ms  x{ref / med:.2f}")
+    return rows, compile_seconds
+
+
+def bench_input(faceset: Any, steps: int, rounds: int) -> list[dict]:
+    """The loaders alone, and baseline steps fed by a loader with 0 or 1 worker processes."""
+    cfg = TrainConfig()
+    train = faceset.select(split="train")
+    vis = train.select(modality="vis")
+    rows = []
+
+    def drain(loader: Any, n: int) -> float:
+        t0 = time.perf_counter()
+        for i, _ in enumerate(loader):
+            if i + 1 >= n:
+                break
+        return (time.perf_counter() - t0) / n
+
+    for name, make in (("augmented loader (baseline), per batch of 64",
+                        lambda: vis.loader(64, shuffle=True, augment=True, seed=0, epoch=0, drop_last=True)),
+                       ("pair loader (adaptation), per batch of 32 pairs",
+                        lambda: train.pair_loader(32, seed=0, epoch=0, pairs_per_identity=cfg.adapt_pairs_per_identity,
+                                                  modalities=("nir", "thermal"), drop_last=True))):
+        per = statistics.median(drain(make(), steps) for _ in range(rounds))
+        rows.append({"what": name, "ms": round(1000 * per, 2)})
+        print(f"  {name:50s} {1000 * per:8.2f} ms")
+    model = create_edgeface(cfg.variant)
+    head = make_head(cfg.head, EMBEDDING_DIM, len(set(vis.identities.tolist())), cfg.head_scale, cfg.head_margin)
+    optimizer = adamw([*model.parameters(), *head.parameters()], lr=1e-3, weight_decay=cfg.weight_decay)
+    criterion = nn.CrossEntropyLoss()
+    model.train()
+
+    def fed(workers: int) -> float:
+        loader = vis.loader(64, shuffle=True, augment=True, seed=0, epoch=0, drop_last=True, num_workers=workers)
+        t0 = time.perf_counter()
+        for i, (x, y) in enumerate(loader):
+            value = criterion(head(model(normalize(x)), y), y)
+            optimizer.zero_grad(set_to_none=True)
+            value.backward()
+            optimizer.step()
+            if i + 1 >= steps:
+                break
+        return (time.perf_counter() - t0) / steps
+
+    times_0: list[float] = []
+    times_1: list[float] = []
+    for r in range(rounds):
+        for w in ((0, 1) if r % 2 == 0 else (1, 0)):
+            (times_0 if w == 0 else times_1).append(fed(w))
+    for w, t in ((0, times_0), (1, times_1)):
+        rows.append({"what": f"baseline step fed by the loader, num_workers={w}", "ms": round(1000 * statistics.median(t), 1)})
+        print(f"  {rows[-1]['what']:50s} {rows[-1]['ms']:8.1f} ms")
+    return rows
+
+
+def to_markdown(result: dict) -> str:
+    m = result["machine"]
+    lines = [f"Training speed on {m['cpu']} with {m['threads']} threads (torch {m['torch']}), measured side by side in one "
+             f"run of `python benchmarks/bench_speed.py` ({result['date']}): one training step at {result['size']} px, median of "
+             f"{result['rounds']} interleaved rounds; x = speed relative to timm's convolutions (higher is faster).", "",
+             "| option | " + " | ".join(f"{k} step" for k in result["kinds"]) + " |",
+             "|---|" + "---:|" * len(result["kinds"])]
+    by = {(r["step"], r["option"]): r for r in result["steps"]}
+    for option in result["options"]:
+        cells = [f"{by[(k, option)]['ms']:.0f} ms (x{by[(k, option)]['speed_vs_timm']:.2f})" for k in result["kinds"]]
+        lines.append(f"| {option} | " + " | ".join(cells) + " |")
+    if result.get("compile_seconds"):
+        lines += ["", "torch.compile's first call (compilation) took " + ", ".join(
+            f"{s:.0f} s ({k})" for k, s in result["compile_seconds"].items()) + "."]
+    lines += ["", "| input pipeline | ms |", "|---|---:|"]
+    lines += [f"| {r['what']} | {r['ms']:.1f} |" for r in result["input"]]
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--quick", action="store_true", help="3 rounds at 32 px, no compile, smoke-sized data (< 1 min)")
+    parser.add_argument("--repeats", type=int, default=12, help="interleaved rounds per candidate (default 12)")
+    parser.add_argument("--out", type=Path, default=None,
+                        help="JSON path (default docs/results/speed/bench.json; a temporary file with --quick)")
+    args = parser.parse_args(argv)
+    if args.repeats < 1:
+        parser.error(f"--repeats {args.repeats}: give a whole number >= 1")
+    out = args.out or (Path(tempfile.mkdtemp()) / "bench.json" if args.quick else ROOT / "docs/results/speed/bench.json")
+    rounds = 3 if args.quick else args.repeats
+    options = [o for o in OPTIONS if not (args.quick and o == "+ torch.compile")]
+    kinds = ("baseline", "method") if args.quick else ("baseline", "method", "full")
+    print(f"training steps ({len(options)} options x {len(kinds)} kinds, {rounds} rounds)")
+    t0 = time.perf_counter()
+    size = 32 if args.quick else 64
+    steps, compile_seconds = bench_steps(options, rounds, kinds, size=size, warmup=1 if args.quick else 2)
+    print("input pipeline")
+    from hfr_tutorial.artifacts import load_faceset
+    faceset = load_faceset(get_preset("smoke" if args.quick else "fast"), progress=False)
+    input_rows = bench_input(faceset, steps=4 if args.quick else 20, rounds=1 if args.quick else 3)
+    result = {"machine": machine_description(torch.get_num_threads()), "date": time.strftime("%Y-%m-%d %H:%M:%S"),
+              "quick": args.quick, "size": size, "rounds": rounds, "options": options, "kinds": list(kinds), "steps": steps,
+              "compile_seconds": compile_seconds, "input": input_rows,
+              "seconds": round(time.perf_counter() - t0, 1)}
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps(result, indent=2) + "\n")
+    md = to_markdown(result)
+    out.with_name("bench.md").write_text(md + "\n")
+    print(md)
+    print(f"wrote {out} and {out.with_name('bench.md')} in {result['seconds']:.0f} s")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
