@@ -436,6 +436,14 @@ def train_payload(preset: Preset) -> dict[str, Any]:
     return {k: v for k, v in asdict(preset.train).items() if k not in NOT_IN_KEY}
 
 
+ADAPT_FIELDS: tuple[str, ...] = ("batch_size", "adapt_pairs_per_identity", "adapt_augment_vis", "temperature",
+                                 "margin", "distill", "weight_decay", "warmup_fraction")
+"""The TrainConfig fields an adaptation run reads besides its resolved :class:`AdaptSettings` (loss,
+lambda, epochs, rate) and the baseline it starts from (whose own key pins the recogniser's fields):
+its cache key holds these, so changing the oracle's budget or the default ``adapt_lr`` retrains no
+adaptation run that does not use them."""
+
+
 RECOGNIZER_FIELDS: tuple[str, ...] = ("variant", "batch_size", "baseline_lr", "head", "head_scale", "head_margin",
                                       "weight_decay", "warmup_fraction")
 """The TrainConfig fields that determine a recognizer (the baseline, the oracle): its key leaves out the
@@ -448,6 +456,12 @@ def recognizer_payload(preset: Preset, seed: int, modalities: tuple[str, ...], e
     train = {k: getattr(preset.train, k) for k in RECOGNIZER_FIELDS}
     return {"kind": "recognizer", "data": data_payload(preset, seed), "train": train, "augment": augment,
             "modalities": list(modalities), "epochs": epochs, "seed": seed, "cache_version": CACHE_VERSION}
+
+
+def adapt_payload(preset: Preset, settings: AdaptSettings, baseline_key: str, seed: int) -> dict[str, Any]:
+    """The cache key's contents for an adaptation run: its baseline, :data:`ADAPT_FIELDS`, its settings."""
+    return {"kind": "adapt", "baseline": baseline_key, "train": {k: getattr(preset.train, k) for k in ADAPT_FIELDS},
+            "settings": asdict(settings.resolved(preset.train)), "seed": seed, "cache_version": CACHE_VERSION}
 
 
 def load_baseline(preset: str | Preset | None = None, seed: int = 0, progress: bool = True,
@@ -494,8 +508,7 @@ def load_adapted(settings: AdaptSettings = AdaptSettings(), preset: str | Preset
     """An adaptation run of the baseline (the method or a variant of it), cached."""
     preset = get_preset(preset)
     baseline = load_baseline(preset, seed, progress)
-    payload = {"kind": "adapt", "baseline": baseline.key, "train": train_payload(preset),
-               "settings": asdict(settings.resolved(preset.train)), "seed": seed, "cache_version": CACHE_VERSION}
+    payload = adapt_payload(preset, settings, baseline.key, seed)
 
     def build(checkpoints: Path) -> TrainResult:
         faceset = load_faceset(preset, seed, progress)

@@ -109,3 +109,27 @@ def test_cache_key_does_not_depend_on_num_workers():
     keys = {_digest(recognizer_payload(smoke.replace(train__num_workers=n), 0, ("vis",), 1)) for n in (0, 2)}
     assert len(keys) == 1
     assert _digest(recognizer_payload(smoke.replace(train__baseline_lr=1e-2), 0, ("vis",), 1)) not in keys
+
+
+def test_adaptation_key_ignores_the_recogniser_fields_and_an_overridden_default_rate():
+    """Changing the oracle's budget, the baseline's head or the default adapt_lr must not retrain the
+    comparison runs (which carry their own rates); what an adaptation reads must change its key."""
+    from hfr_tutorial.artifacts import COMPARISON_RUNS, METHOD_RUN, _digest, adapt_payload
+    from hfr_tutorial.config import get_preset
+
+    preset = get_preset("fast")
+    settings = COMPARISON_RUNS[METHOD_RUN]
+
+    def key(p):
+        return _digest(adapt_payload(p, settings, "baseline-key", 0))
+
+    same = [preset.replace(train__oracle_epochs=3), preset.replace(train__oracle_augment=True),
+            preset.replace(train__adapt_lr=1e-3), preset.replace(train__head_margin=0.2)]
+    assert {key(p) for p in same} == {key(preset)}
+    changed = [preset.replace(train__adapt_pairs_per_identity=2), preset.replace(train__temperature=0.1),
+               preset.replace(train__adapt_augment_vis=True)]
+    assert len({key(p) for p in changed} | {key(preset)}) == 4
+    # a run that names no rate takes the default, so there the default is part of the key
+    no_rate = type(settings)(policy="paper")
+    assert (_digest(adapt_payload(preset, no_rate, "b", 0))
+            != _digest(adapt_payload(preset.replace(train__adapt_lr=1e-3), no_rate, "b", 0)))
