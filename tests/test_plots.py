@@ -297,3 +297,156 @@ def test_exact_knn_given_to_umap_matches_sklearn():
     ref_dist, ref_idx = NearestNeighbors(n_neighbors=5, metric="cosine").fit(x).kneighbors(x)
     assert idx.tolist() == ref_idx.tolist()
     assert dist == pytest.approx(ref_dist, abs=1e-5)
+
+
+# --------------------------------------------------------------------------------------------
+# Diagrams: the architecture drawn from the model, the method's flow, the normalisation axes
+# --------------------------------------------------------------------------------------------
+@pytest.fixture(scope="module")
+def edgeface():
+    from hfr_tutorial.models import create_edgeface
+
+    return create_edgeface("edgeface_xxs")
+
+
+def _strips(fig: Figure) -> dict[str, str]:
+    """gid -> fill colour (hex) of every part strip of an architecture diagram."""
+    return {p.get_gid(): mcolors.to_hex(p.get_facecolor()) for ax in fig.axes for p in ax.patches if p.get_gid()}
+
+
+def test_architecture_parts_cover_every_parameter_once(edgeface):
+    parts = plots.edgeface_architecture(edgeface)
+    names = [n for part in parts for n in part.parameters]
+    assert sorted(names) == sorted(n for n, _ in edgeface.named_parameters())  # each parameter in exactly one box
+    numel = dict((n, p.numel()) for n, p in edgeface.named_parameters())
+    assert all(part.count == sum(numel[n] for n in part.parameters) for part in parts)
+    # the blocks are the model's own: ConvBlock / SDTA per stage, in order, and the LayerNorms are flagged
+    for i, stage in enumerate(edgeface.model.stages):
+        kinds = [type(b).__name__ for b in stage.blocks]
+        drawn = {p.column: p.block for p in parts if p.row == i and p.column > 0}
+        assert [drawn[j + 1] for j in range(len(kinds))] == [
+            "SDTA" if k == "SplitTransposeBlock" else "ConvBlock" for k in kinds]
+    from hfr_tutorial.tuning import policy_parameter_names
+
+    flagged = {n for part in parts if part.is_layernorm for n in part.parameters}
+    assert flagged == policy_parameter_names(edgeface, "layernorm")
+    assert {p.block for p in parts} >= {"stem", "downsample", "ConvBlock", "SDTA", "head"}
+
+
+@pytest.mark.parametrize("policy", [p for p in __import__("hfr_tutorial.tuning", fromlist=["POLICIES"]).POLICIES])
+def test_architecture_highlights_exactly_what_a_policy_trains(edgeface, policy):
+    import copy
+
+    from hfr_tutorial.tuning import apply_policy, policy_parameter_names
+
+    before = {n: p.requires_grad for n, p in edgeface.named_parameters()}
+    fig = plots.plot_edgeface_architecture(edgeface, policy, part_labels=False)
+    assert {n: p.requires_grad for n, p in edgeface.named_parameters()} == before  # drawing changes nothing
+    parts = {p.module: p for p in plots.edgeface_architecture(edgeface)}
+    strips = _strips(fig)
+    assert set(strips) == set(parts)
+    highlighted = {gid for gid, color in strips.items() if color == mcolors.to_hex(plots.TRAINED_COLOR)}
+    assert not any(color == mcolors.to_hex(plots.PARTLY_TRAINED_COLOR) for color in strips.values())
+    drawn = {n for gid in highlighted for n in parts[gid].parameters}
+    assert drawn == policy_parameter_names(edgeface, policy)
+    # ... and exactly what apply_policy makes trainable
+    model = copy.deepcopy(edgeface)
+    report = apply_policy(model, policy)
+    assert drawn == {n for n, p in model.named_parameters() if p.requires_grad}
+    legend = [t.get_text() for t in fig.axes[0].get_legend().get_texts()]
+    assert f"trained by '{policy}': {report.trainable:,} of {report.total:,} parameters" in legend[0]
+
+
+def test_architecture_labels_counts_and_draws_on_a_given_axis(edgeface):
+    fig = assert_deterministic(lambda: plots.plot_edgeface_architecture(edgeface))
+    texts = [t.get_text() for t in fig.axes[0].texts]
+    stem = sum(p.numel() for p in edgeface.model.stem.parameters())
+    assert f"stem\n{stem:,}" in texts and any(t.startswith("SDTA\n") for t in texts)
+    assert any(t.startswith("XCA attention · ") for t in texts) and any("fc → 512-d" in t for t in texts)
+    assert set(_strips(fig).values()) == {mcolors.to_hex(plots.FROZEN_COLOR)}  # no policy: nothing highlighted
+    grid, axes = plots.new_figure(1, 2, figsize=(12, 4))
+    for ax, policy in zip(axes[0], ("layernorm", "paper")):
+        assert plots.plot_edgeface_architecture(edgeface, policy, ax=ax, part_labels=False) is grid
+    assert ["paper" in ax.get_title() for ax in axes[0]] == [False, True]
+    with pytest.raises(ValueError, match="Unknown tuning policy"):
+        plots.plot_edgeface_architecture(edgeface, "lay3rnorm")
+
+
+def test_architecture_of_a_low_rank_variant():
+    from hfr_tutorial.models import create_edgeface
+    from hfr_tutorial.tuning import policy_parameter_names
+
+    model = create_edgeface("edgeface_xs_gamma_06")
+    fig = plots.plot_edgeface_architecture(model, "layernorm+stem+convs012", part_labels=False)
+    parts = {p.module: p for p in plots.edgeface_architecture(model)}
+    highlighted = {g for g, c in _strips(fig).items() if c == mcolors.to_hex(plots.TRAINED_COLOR)}
+    assert {n for g in highlighted for n in parts[g].parameters} == policy_parameter_names(
+        model, "layernorm+stem+convs012")
+
+
+FLOW_EDGES = {
+    "vis_batch->student", "other_batch->student", "vis_batch->teacher", "student->student_vis",
+    "student->student_other", "teacher->teacher_vis", "student_vis->contrastive", "student_other->contrastive",
+    "student_vis->distill", "teacher_vis->distill", "contrastive->total", "distill->total", "total->student",
+}
+
+
+def test_method_flow_draws_the_method():
+    fig = assert_deterministic(plots.plot_method_flow)
+    ax = fig.axes[0]
+    edges = {t.get_gid() for t in ax.texts if t.get_gid()}
+    assert edges == FLOW_EDGES
+    assert not {e for e in edges if e.endswith("->teacher") and not e.startswith("vis_batch")}  # no gradient to it
+    nodes = {p.get_gid() for p in ax.patches if p.get_gid()}
+    assert nodes == {e.split("->")[0] for e in FLOW_EDGES} | {e.split("->")[1] for e in FLOW_EDGES}
+    words = " ".join(t.get_text() for t in ax.texts)
+    for needed in ("frozen teacher", "student", "contrastive", "self-distillation", "λ · distill", "× λ",
+                   "only the student's policy parameters", "NIR / thermal", "VIS batch"):
+        assert needed in words, needed
+    grid, axes = plots.new_figure(1, 1)
+    assert plots.plot_method_flow(ax=axes[0, 0]) is grid
+
+
+def _shares_statistics(kind: str, shape: tuple[int, int, int], anchor: tuple[int, int, int]) -> np.ndarray:
+    """The cells whose values the anchor's normalised output depends on, measured with autograd on torch's
+    and timm's modules (positions laid out as H x W = 2 x P/2)."""
+    import torch
+    from timm.layers import LayerNorm2d
+
+    n, c, p = shape
+    module = {"BatchNorm": torch.nn.BatchNorm2d(c, affine=False), "InstanceNorm": torch.nn.InstanceNorm2d(c),
+              "LayerNorm2d": LayerNorm2d(c, affine=False)}[kind].train()
+    x = torch.randn(n, c, 2, p // 2, dtype=torch.float64, generator=torch.Generator().manual_seed(0))
+    module = module.double()
+    x.requires_grad_(True)
+    i, ch, j = anchor
+    module(x)[i, ch, j // (p // 2), j % (p // 2)].backward()
+    return (x.grad.abs() > 1e-12).reshape(n, c, p).numpy()
+
+
+@pytest.mark.parametrize("kind", list(plots.NORMALISATION_AXES))
+def test_normalisation_cells_are_what_the_modules_average(kind):
+    shape = (4, 6, 6)
+    members = plots.normalisation_members(kind, shape)
+    anchor = (shape[0] - 1, 0, shape[2] - 1)
+    assert members[anchor]
+    assert np.array_equal(members, _shares_statistics(kind, shape, anchor))
+    other = (1, 2, 3)
+    assert np.array_equal(plots.normalisation_members(kind, shape, other), _shares_statistics(kind, shape, other))
+
+
+def test_normalisation_diagram_shades_the_shared_cells():
+    fig = assert_deterministic(plots.plot_normalisation_axes)
+    polys = [p for p in fig.axes[0].patches if p.get_gid()]
+    for kind in plots.NORMALISATION_AXES:
+        members = plots.normalisation_members(kind)
+        mine = [p for p in polys if p.get_gid().startswith(f"{kind}:")]
+        assert len(mine) == 4 * 6 + 4 * 6 + 6 * 6  # front, top and right faces of a 4 x 6 x 6 block
+        for poly in mine:
+            cell = tuple(int(v) for v in poly.get_gid().split(":")[2].split(","))
+            white = np.allclose(mcolors.to_rgb(poly.get_facecolor()), mcolors.to_rgb("white"), atol=0.3)
+            assert members[cell] != white, poly.get_gid()
+    titles = " ".join(t.get_text() for t in fig.axes[0].texts)
+    assert "LayerNorm2d\naverages over C" in titles and "BatchNorm\naverages over N and H×W" in titles
+    with pytest.raises(ValueError, match="Unknown normalisation"):
+        plots.normalisation_members("GroupNorm")
