@@ -144,3 +144,74 @@ def test_student_copy_replaces_solutions_and_clears_outputs(tmp_path):
     student = make_student.student_notebook(nb)
     assert student.cells[0].outputs == [] and student.cells[0].execution_count is None
     nbformat.validate(student)
+
+
+# --------------------------------------------------------------------------------------------
+# The course kit: glossary links, three kinds of exercise, student copies that run
+# --------------------------------------------------------------------------------------------
+GLOSSARY = ROOT / "docs" / "glossary.md"
+GLOSSARY_LINK = re.compile(r"\]\(\.\./docs/glossary\.md#([^)\s]+)\)")
+
+
+def _anchor(heading: str) -> str:
+    """GitHub's anchor of a Markdown heading: lower case, punctuation dropped, spaces to hyphens."""
+    return re.sub(r"[^\w\- ]", "", heading.strip().lower()).replace(" ", "-")
+
+
+def test_glossary_links_resolve():
+    anchors = {_anchor(line[3:]) for line in GLOSSARY.read_text().splitlines() if line.startswith("## ")}
+    assert {"d-prime-d", "layernorm-and-layernorm2d", "tarfar-and-vrfar"} <= anchors
+    linked = set()
+    for path in NOTEBOOKS:
+        nb = nbformat.read(path, as_version=4)
+        links = {a for c in nb.cells if c.cell_type == "markdown" for a in GLOSSARY_LINK.findall(c.source)}
+        assert links, f"{path.name} links no glossary term; link the terms where they first appear"
+        unknown = links - anchors
+        assert not unknown, f"{path.name} links glossary anchors that do not exist: {sorted(unknown)}"
+        linked |= links
+    assert len(linked) >= 15, f"only {len(linked)} glossary terms are linked from the notebooks"
+
+
+EXERCISE_KINDS = {"reproduce": r"\(reproduce\)", "predict, then run": r"\(predict, (then )?run",
+                  "explain": r"explain\)"}
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.stem)
+def test_every_notebook_has_the_three_kinds_of_exercise(path):
+    nb = nbformat.read(path, as_version=4)
+    prose = "\n".join(c.source for c in nb.cells if c.cell_type == "markdown")
+    missing = [kind for kind, pattern in EXERCISE_KINDS.items() if not re.search(pattern, prose)]
+    assert not missing, f"{path.name} has no exercise of the kind(s) {missing} (headings say the kind in brackets)"
+    code = "\n".join(c.source for c in nb.cells if c.cell_type == "code")
+    assert "### BEGIN SOLUTION" in code, f"{path.name}: the model answers belong in solution blocks"
+
+
+STUDENT_NOTEBOOKS = sorted((ROOT / "notebooks" / "student").glob("[0-9][0-9]_*.ipynb"))
+EXERCISE_MARKER = "# YOUR CODE HERE"
+"""The first line of the stub tools/make_student.py puts where a solution was: a student's first exercise."""
+STUDENT_RUN_ENV = "HFR_STUDENT_RUN"
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("path", STUDENT_NOTEBOOKS, ids=lambda p: p.stem)
+def test_student_copy_runs_up_to_its_first_exercise(path):
+    """Execute a student copy's cells up to (not including) its first exercise cell, in a fresh kernel.
+
+    It runs what a student runs before writing any code, with the user's cache (``HFR_CACHE``) and preset:
+    minutes per notebook with a warm cache, much longer from an empty one. Opt in with HFR_STUDENT_RUN=1.
+    """
+    import os
+
+    if os.environ.get(STUDENT_RUN_ENV, "") != "1":
+        pytest.skip(f"executes the student notebooks up to their first exercise (minutes each, with a warm cache); "
+                    f"set {STUDENT_RUN_ENV}=1 to run it")
+    from nbconvert.preprocessors import ExecutePreprocessor
+
+    nb = nbformat.read(path, as_version=4)
+    first = next((i for i, c in enumerate(nb.cells) if c.cell_type == "code" and EXERCISE_MARKER in c.source), None)
+    assert first is not None, f"{path.name} has no exercise cell (no {EXERCISE_MARKER!r} stub)"
+    assert any(c.cell_type == "code" for c in nb.cells[:first]), f"{path.name}: no code before the first exercise"
+    nb.cells = nb.cells[:first]
+    ExecutePreprocessor(timeout=1800, kernel_name="python3").preprocess(nb, {"metadata": {"path": str(path.parent)}})
+    errors = [o for c in nb.cells if c.cell_type == "code" for o in c.get("outputs", []) if o.output_type == "error"]
+    assert not errors, f"{path.name}: {errors[0].get('ename')}: {errors[0].get('evalue')}"
