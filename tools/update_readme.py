@@ -8,7 +8,9 @@
 * between ``<!-- deploy:start -->`` and ``<!-- deploy:end -->``: ``docs/results/deploy/bench.md``
   (written by ``python benchmarks/bench_deploy.py``);
 * between ``<!-- speed:start -->`` and ``<!-- speed:end -->``: ``docs/results/speed/bench.md``
-  (written by ``python benchmarks/bench_speed.py``).
+  (written by ``python benchmarks/bench_speed.py``);
+* between ``<!-- cost112:start -->`` and ``<!-- cost112:end -->``: ``docs/results/cost112/bench.md``
+  (written by ``python benchmarks/bench_cost112.py``).
 
     python tools/update_readme.py           # rewrite README.md
     python tools/update_readme.py --check   # exit 1 if README.md is out of date (CI, via tests)
@@ -28,6 +30,7 @@ METRICS = ROOT / "docs" / "results" / "fast" / "metrics.json"
 BENCH = ROOT / "docs" / "results" / "bench.md"
 DEPLOY = ROOT / "docs" / "results" / "deploy" / "bench.md"
 SPEED = ROOT / "docs" / "results" / "speed" / "bench.md"
+COST112 = ROOT / "docs" / "results" / "cost112" / "bench.md"
 
 
 def results_section(metrics: dict) -> str:
@@ -78,6 +81,8 @@ def render(text: str) -> str:
         text = put(text, "deploy", DEPLOY.read_text().strip())
     if SPEED.is_file():
         text = put(text, "speed", SPEED.read_text().strip())
+    if COST112.is_file():
+        text = put(text, "cost112", COST112.read_text().strip())
     return text
 
 
