@@ -77,3 +77,22 @@ def test_eval_mode_is_the_plain_convolution_exactly():
     x = torch.randn(3, 3, 64, 64)
     with torch.no_grad():
         assert torch.equal(model(x), plain(x))
+
+
+def test_a_frozen_weight_takes_the_plain_convolution(monkeypatch):
+    """The matrix form pays only for the weight's gradient: a frozen conv keeps the convolution."""
+    import hfr_tutorial.models.edgeface as edgeface
+
+    calls = []
+    monkeypatch.setattr(edgeface, "depthwise_as_matmul", lambda *a, **k: calls.append(1) or F.conv2d(
+        a[0], a[1], a[2], padding=a[3], groups=a[0].shape[1]))
+    conv = nn.Conv2d(8, 8, 7, padding=3, groups=8)
+    use_small_map_depthwise(nn.Sequential(conv))
+    conv.train()(torch.randn(2, 8, 4, 4))
+    assert calls == [1]
+    conv.weight.requires_grad_(False)
+    conv(torch.randn(2, 8, 4, 4))
+    assert calls == [1]
+    conv.weight.requires_grad_(True)
+    conv.eval()(torch.randn(2, 8, 4, 4))
+    assert calls == [1]

@@ -177,16 +177,19 @@ class SmallMapDepthwiseConv2d(nn.Conv2d):
     """An ``nn.Conv2d`` (depthwise, stride 1, zero "same" padding) that trains faster on small maps.
 
     Same parameters, state-dict keys and results (up to float rounding) as the convolution it
-    replaces.  In training mode, when the map has no more pixels than the kernel window (EdgeNeXt's
-    7x7 and 9x9 kernels on the last stages' 4x4 and 2x2 maps at 64 px, 7x7 and 3x3 at 112 px), the
-    forward pass is :func:`depthwise_as_matmul`, whose backward pass is several times faster on a
-    CPU; otherwise, and always in eval mode (evaluation, export, deployment), it is the plain
-    convolution.
+    replaces.  In training mode, when its weight learns and the map has no more pixels than the
+    kernel window (EdgeNeXt's 7x7 and 9x9 kernels on the last stages' 4x4 and 2x2 maps at 64 px, 7x7
+    and 3x3 at 112 px), the forward pass is :func:`depthwise_as_matmul`, whose backward pass is
+    several times faster on a CPU; otherwise it is the plain convolution: always in eval mode
+    (evaluation, export, deployment), and for a frozen weight, whose backward pass needs only the
+    input's gradient, which the convolution computes fast (``benchmarks/bench_speed.py``: the
+    method's step, whose late convolutions are frozen, was 0.93x as fast in the matrix form).
     """
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         kh, kw = self.kernel_size
-        if self.training and x.dim() == 4 and x.shape[-2] * x.shape[-1] <= kh * kw:
+        if (self.training and self.weight.requires_grad and x.dim() == 4
+                and x.shape[-2] * x.shape[-1] <= kh * kw):
             return depthwise_as_matmul(x, self.weight, self.bias, self.padding)  # type: ignore[arg-type]
         return super().forward(x)
 
