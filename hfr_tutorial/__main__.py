@@ -50,6 +50,9 @@ def _cmd_run(args: argparse.Namespace) -> int:
                        num_workers=args.num_workers, bf16=args.bf16, progress=not args.quiet,
                        overwrite=args.overwrite)
         return 0
+    if args.build_workers is not None and args.build_workers < 1:
+        raise ValueError(f"--build-workers {args.build_workers}: give a whole number >= 1 (1 trains the models one "
+                         "after another in this process).")
     for flag, value in (("--protocol", args.protocol), ("--variant", args.variant), ("--lr", args.lr)):
         if value is not None:
             raise ValueError(f"{flag} applies to a pretrained starting model; add --model edgeface_xxs (and --data).")
@@ -63,7 +66,7 @@ def _cmd_run(args: argparse.Namespace) -> int:
     from .pipeline import run_pipeline
 
     run_pipeline(preset.replace(**changes) if changes else preset, out=out, seed=args.seed, runs=args.runs,
-                 progress=not args.quiet, device=args.device, overwrite=args.overwrite)
+                 progress=not args.quiet, device=args.device, overwrite=args.overwrite, workers=args.build_workers)
     return 0
 
 
@@ -136,6 +139,9 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--lr", type=float, default=None,
                      help="fixed learning rate for a pretrained model (default: chosen on dev from the preset's grid)")
     run.add_argument("--num-workers", type=int, default=None, help="data-loader worker processes (default: the preset's)")
+    run.add_argument("--build-workers", type=int, default=None, metavar="N",
+                     help="on a CPU, train missing models N at a time in separate processes, one thread each "
+                          "(default: HFR_BUILD_WORKERS, else 2 on 2 or more cores; 1 trains them one after another)")
     run.add_argument("--bf16", action="store_true", help="bfloat16 autocast for the student's forward pass (CUDA)")
     run.add_argument("--overwrite", action="store_true",
                      help="replace earlier results in --out that this run would otherwise keep or refuse to drop")

@@ -395,7 +395,7 @@ def _build_model_entry(entry: Path, payload: dict[str, Any], name: str, key: str
     result = build(entry / "checkpoints")
     torch.save(result.model.state_dict(), entry / "model.pt.tmp")
     (entry / "model.pt.tmp").replace(entry / "model.pt")
-    meta = {"payload": payload, "name": name, "seconds": round(result.seconds, 2),
+    meta = {"payload": payload, "name": name, "seconds": round(result.seconds, 2), "threads": torch.get_num_threads(),
             "history": result.history.to_dict(orient="records"), "created": time.strftime("%Y-%m-%d %H:%M:%S")}
     if result.policy is not None:
         meta.update(trainable_params=result.policy.trainable, total_params=result.policy.total)
@@ -517,11 +517,33 @@ def load_adapted(settings: AdaptSettings = AdaptSettings(), preset: str | Preset
                                     progress=progress)
 
     name = settings.resolved(preset.train).name
+    return _model_artifact(preset, _adapt_kind(settings, preset), name, payload, build, rebuild)
+
+
+def _adapt_kind(settings: AdaptSettings, preset: Preset) -> str:
+    """The cache folder prefix of an adaptation run: ``adapt-<policy>-<loss>``, hashed when long."""
+    name = settings.resolved(preset.train).name
     kind = "adapt-" + name.replace("/", "-").replace("+", "_")
     if len(kind) > 60 or not kind.replace("-", "").replace("_", "").replace(".", "").isalnum():
         # a groups:<g1>,<g2>,... policy: a short, safe folder name (the full name stays in meta.json)
         kind = f"adapt-{settings.policy.split(':')[0]}-{hashlib.sha1(name.encode()).hexdigest()[:8]}"
-    return _model_artifact(preset, kind, name, payload, build, rebuild)
+    return kind
+
+
+def is_cached(what: str | AdaptSettings, preset: str | Preset | None = None, seed: int = 0) -> bool:
+    """Whether the model ``what`` ("baseline", the oracle's name, a comparison run's name or an
+    :class:`AdaptSettings`) has an entry in the cache, without loading or building anything."""
+    preset = get_preset(preset)
+    base_payload = recognizer_payload(preset, seed, ("vis",), preset.train.baseline_epochs)
+    if what == "baseline":
+        kind, payload = "baseline", base_payload
+    elif what == ORACLE_RUN:
+        kind, payload = "oracle", recognizer_payload(preset, seed, tuple(preset.data.modalities),
+                                                     preset.train.oracle_epochs, augment=preset.train.oracle_augment)
+    else:
+        settings = COMPARISON_RUNS[what] if isinstance(what, str) else what
+        kind, payload = _adapt_kind(settings, preset), adapt_payload(preset, settings, _digest(base_payload), seed)
+    return (_entry_dir(preset, kind, _digest(payload)) / "meta.json").is_file()
 
 
 # The comparison runs of the tutorial (names are public: metrics.json, notebooks, README). Each name

@@ -7,8 +7,8 @@ a standard layout (``--data``, one protocol or a family of folds) or the embedde
 
 * The official weights are the frozen teacher and the student's start; the report's "before" row
   is the unadapted model.  No baseline is trained.
-* A model pretrained elsewhere needs a recipe of its own: the stand-in's learning rate (4e-2,
-  chosen for a network trained here from scratch) destroys a real EdgeFace's VIS accuracy.  Each
+* A model pretrained elsewhere needs a recipe of its own: the stand-in's large learning rates (4e-2,
+  near the 3e-2 chosen for the network trained here from scratch) destroys a real EdgeFace's VIS accuracy.  Each
   run's learning rate is chosen **on dev identities** from :attr:`PretrainedRecipe.lr_grid` (or given
   with ``lr``); every candidate's dev figures are recorded in ``metrics.json``.  Eval is computed
   once, for the chosen model.

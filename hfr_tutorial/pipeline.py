@@ -84,7 +84,8 @@ def evaluate_model(model: Any, eval_set: Any, batch_size: int = 256, progress: b
 def run_record(artifact: Artifact, protocols: dict, lr: float | None = None) -> dict[str, Any]:
     """The ``metrics.json`` record of one model: parameter counts, training time, its rate and protocol metrics."""
     record = {"trainable_params": artifact.trainable_params, "total_params": artifact.total_params,
-              "train_seconds": round(artifact.seconds, 1), "from_cache": artifact.from_cache, "protocols": protocols}
+              "train_seconds": round(artifact.seconds, 1), "train_threads": artifact.meta.get("threads"),
+              "from_cache": artifact.from_cache, "protocols": protocols}
     if lr is not None:
         record["lr"] = float(lr)
     return record
@@ -210,7 +211,7 @@ def fmt_claim(claim: Any, scale: float = 1.0, digits: int = 3, sign: bool = Fals
 
 def run_pipeline(preset: str | Preset | None = None, out: str | Path = "runs/fast", seed: int = 0,
                  runs: Sequence[str] | None = None, progress: bool = True, figures: bool = True,
-                 device: str | None = None, overwrite: bool = False) -> dict[str, Any]:
+                 device: str | None = None, overwrite: bool = False, workers: int | None = None) -> dict[str, Any]:
     """Build (or load from the cache) everything, evaluate on unseen identities, write the report.
 
     Args:
@@ -222,6 +223,9 @@ def run_pipeline(preset: str | Preset | None = None, out: str | Path = "runs/fas
         overwrite: replace the results of an earlier run in ``out`` that this call would drop;
             without it, those earlier runs are kept (merged) when preset and seed agree, and the
             call is refused when they do not.
+        workers: on a CPU, how many missing models train side by side, one process each
+            (:func:`hfr_tutorial.parallel_build.build_missing`; default ``HFR_BUILD_WORKERS``, else 2
+            on two or more cores; 1 trains them one after another in this process).
     Returns:
         The metrics dictionary written to ``metrics.json``.
     """
@@ -252,12 +256,17 @@ def run_pipeline(preset: str | Preset | None = None, out: str | Path = "runs/fas
     faceset = load_faceset(preset, seed, progress)
     eval_set = faceset.select(split="eval")
     say(f"      {len(faceset)} images; evaluation on {len(np.unique(eval_set.identities))} unseen identities")
+    from .parallel_build import build_missing
+
+    built = build_missing(runs, preset, seed, workers=workers,
+                          device=None if device in (None, "auto") else device, progress=progress)
 
     say("[2/4] RGB baseline")
     baseline = load_baseline(preset, seed, progress)
     base_emb, base_protocols = evaluate_model(baseline.model, eval_set, preset.eval_batch_size, device=eval_device)
     metrics: dict[str, Any] = {"preset": preset.name, "seed": seed, "config": preset.to_dict(),
                                "baseline": run_record(baseline, base_protocols), "runs": {}}
+    metrics["baseline"]["from_cache"] = baseline.from_cache and "baseline" not in built
     embeddings = {"baseline": base_emb}
     artifacts = {"baseline": baseline}
 
@@ -268,10 +277,12 @@ def run_pipeline(preset: str | Preset | None = None, out: str | Path = "runs/fas
         emb, protocols = evaluate_model(artifact.model, eval_set, preset.eval_batch_size, device=eval_device)
         lr = None if name == ORACLE_RUN else COMPARISON_RUNS[name].resolved(preset.train).lr
         metrics["runs"][name] = run_record(artifact, protocols, lr)
+        fresh = name in built or not artifact.from_cache
+        metrics["runs"][name]["from_cache"] = not fresh
         embeddings[name], artifacts[name] = emb, artifact
         r = {p: protocols[p]["rank1"] for p in DEFAULT_PROTOCOLS}
         say(f"      {name}: rank-1 " + ", ".join(f"{p} {v:.3f}" for p, v in r.items())
-            + f" ({'cache' if artifact.from_cache else f'{artifact.seconds:.0f} s'})")
+            + f" ({f'trained, {artifact.seconds:.0f} s' if fresh else 'cache'})")
 
     if kept:
         say(f"      kept from the earlier run in {out}: {', '.join(kept)} (pass --overwrite to drop them)")

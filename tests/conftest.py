@@ -33,6 +33,9 @@ def assets() -> Path:
 def _isolated_cache(tmp_path_factory, monkeypatch):
     """Every test writes its artifacts to a fresh temporary cache, never the user's."""
     monkeypatch.setenv("HFR_CACHE", str(tmp_path_factory.mktemp("hfr_cache")))
+    # tiny presets train in seconds: spawning training processes (parallel_build) would cost more than
+    # it saves; tests/test_parallel_build.py asks for them explicitly
+    monkeypatch.setenv("HFR_BUILD_WORKERS", "1")
 
 
 @pytest.fixture(scope="module")

@@ -57,7 +57,9 @@ def results_section(metrics: dict) -> str:
         n_mod = len(metrics["config"]["data"]["modalities"])
         budget = train["oracle_epochs"] * n_mod / train["baseline_epochs"]
         lines.append(f"- The joint oracle trains from scratch on all {n_mod} modalities for {train['oracle_epochs']} "
-                     f"epochs ({budget:.1f}x the baseline's optimisation steps, without augmentation); the identity "
+                     f"epochs ({budget:.2f}x the baseline's optimisation steps, by rule), "
+                     f"{'with' if train['oracle_augment'] else 'without'} augmentation (chosen on dev: "
+                     "`docs/results/dev_selection/choices.md`); the identity "
                      "checks of the synthetic data are in `docs/results/identity_checks/results.md` "
                      "(`benchmarks/identity_checks.py`).")
     lines += ["", f"Whole run: {metrics['wall_seconds']:.0f} s (`{metrics['environment']['platform']}`, torch "

@@ -1,0 +1,121 @@
+"""Train the missing models of the comparison side by side: one process per core, one thread each.
+
+Why: on a small CPU one training process keeps its cores only partly busy (EdgeFace-XXS at 64 px
+has small layers, and Python runs between kernels).  ``benchmarks/bench_speed.py`` measured a
+2-thread training step at only 1.16x the speed of a 1-thread step on a 2-core host, while two
+1-thread runs side by side each kept about 0.7x of that speed: about 1.4x the training steps per
+second in all.  The comparison's models are independent once the baseline exists (the oracle does
+not even need it), so :func:`build_missing` trains them in two stages:
+
+1. the RGB baseline and the joint oracle;
+2. every adaptation run (they all start from the baseline), the longest first.
+
+Each model is built by the same :mod:`hfr_tutorial.artifacts` loader that the notebooks call,
+into the same cache entry, under the same lock, so the result is the artifact a sequential run
+would have stored, trained with one thread (``meta.json`` records ``threads``; results from
+another thread count differ by float rounding only).  A stage with a single missing model, a GPU
+device, or ``workers=1`` (``HFR_BUILD_WORKERS=1``) leaves the training to the caller's process.
+"""
+from __future__ import annotations
+
+import os
+import time
+from concurrent.futures import ProcessPoolExecutor
+from multiprocessing import get_context
+from typing import Any, Sequence
+
+from .config import Preset, get_preset
+
+WORKERS_ENV = "HFR_BUILD_WORKERS"
+
+
+def default_workers() -> int:
+    """``HFR_BUILD_WORKERS`` if set, else 2 on a machine with at least 2 cores, else 1."""
+    value = os.environ.get(WORKERS_ENV)
+    if value:
+        try:
+            workers = int(value)
+        except ValueError:
+            raise ValueError(f"{WORKERS_ENV}={value!r} is not a whole number; set it to 1 (train in this process) "
+                             "or 2 (two training processes side by side).") from None
+        if workers < 1:
+            raise ValueError(f"{WORKERS_ENV}={value!r}: give a whole number >= 1 (1 trains in this process).")
+        return workers
+    return 2 if (os.cpu_count() or 1) >= 2 else 1
+
+
+def _relative_cost(name: str) -> float:
+    """A rough order for the second stage: full fine-tuning first (its step is the slowest)."""
+    return 2.0 if name.startswith("full") else 1.0
+
+
+def _init_worker(threads: int) -> None:
+    import torch
+
+    torch.set_num_threads(threads)
+
+
+def _build_one(name: str, preset: Preset, seed: int) -> tuple[str, float, bool]:
+    """Worker: load or build one model into the cache; return its name, seconds and whether it was cached."""
+    from .artifacts import COMPARISON_RUNS, ORACLE_RUN, load_adapted, load_baseline, load_oracle
+
+    t0 = time.perf_counter()
+    if name == "baseline":
+        artifact = load_baseline(preset, seed, progress=False)
+    elif name == ORACLE_RUN:
+        artifact = load_oracle(preset, seed, progress=False)
+    else:
+        artifact = load_adapted(COMPARISON_RUNS[name], preset, seed, progress=False)
+    return name, time.perf_counter() - t0, artifact.from_cache
+
+
+def build_missing(runs: Sequence[str], preset: str | Preset | None = None, seed: int = 0, *,
+                  workers: int | None = None, device: Any = None, progress: bool = True) -> dict[str, float]:
+    """Train, side by side, the models of ``runs`` (and the baseline) that the cache lacks.
+
+    Args:
+        runs: names of :data:`~hfr_tutorial.artifacts.COMPARISON_RUNS` and/or ``ORACLE_RUN``.
+        workers: processes side by side (default :func:`default_workers`); each uses
+            ``max(1, cores // workers)`` threads.
+        device: the training device; on a GPU nothing is built here (one process uses it best).
+    Returns:
+        ``{name: seconds}`` of every model trained here (empty when nothing was missing or the
+        conditions for side-by-side training do not hold).  Call the loaders afterwards: they then
+        load from the cache.
+    """
+    from .artifacts import COMPARISON_RUNS, ORACLE_RUN, is_cached, load_faceset
+    from .config import get_device
+
+    preset = get_preset(preset)
+    unknown = [r for r in runs if r not in COMPARISON_RUNS and r != ORACLE_RUN]
+    if unknown:
+        raise ValueError(f"build_missing: unknown run(s) {unknown}; choose from {[*COMPARISON_RUNS, ORACLE_RUN]}.")
+    workers = default_workers() if workers is None else int(workers)
+    if workers < 2 or get_device(device).type != "cpu":
+        return {}
+    threads = max(1, (os.cpu_count() or 1) // workers)
+    first = [n for n in ("baseline", *(r for r in runs if r == ORACLE_RUN)) if not is_cached(n, preset, seed)]
+    second = sorted((r for r in runs if r in COMPARISON_RUNS and not is_cached(r, preset, seed)),
+                    key=_relative_cost, reverse=True)
+    if len(first) + len(second) < 2:
+        return {}
+    load_faceset(preset, seed, progress)  # the data exist before any worker reads them
+    built: dict[str, float] = {}
+    say = print if progress else (lambda *a, **k: None)
+    context = get_context("spawn")  # no fork of a process whose thread pools are running
+    for stage in (first, second):
+        if len(stage) < 2:
+            continue  # one model: the caller's process trains it with every thread
+        n = min(workers, len(stage))
+        say(f"      training {len(stage)} models side by side in {n} processes ({threads} thread each): "
+            + ", ".join(stage))
+        t0 = time.perf_counter()
+        with ProcessPoolExecutor(n, mp_context=context, initializer=_init_worker, initargs=(threads,)) as pool:
+            futures = [pool.submit(_build_one, name, preset, seed) for name in stage]
+            for future in futures:
+                name, seconds, cached = future.result()
+                if not cached:
+                    built[name] = round(seconds, 1)
+                say(f"      {name}: {'already cached' if cached else f'trained in {seconds:.0f} s'}")
+        say(f"      stage done in {time.perf_counter() - t0:.0f} s")
+    return built

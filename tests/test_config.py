@@ -1,0 +1,17 @@
+"""Preset rules that are rules, not measurements."""
+from __future__ import annotations
+
+import pytest
+
+from hfr_tutorial.config import PRESETS
+
+
+@pytest.mark.parametrize("name", sorted(PRESETS))
+def test_the_oracle_gets_the_baselines_optimisation_steps(name):
+    """oracle_epochs: the whole number of epochs over all modalities whose steps come closest to the
+    baseline's (both recognisers train from scratch, so they get the same compute)."""
+    preset = PRESETS[name]
+    n_mod = len(preset.data.modalities)
+    train = preset.train
+    best = min(range(1, 4 * train.baseline_epochs), key=lambda e: (abs(e * n_mod - train.baseline_epochs), e))
+    assert train.oracle_epochs == best, (name, train.oracle_epochs, best)
