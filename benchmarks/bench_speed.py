@@ -25,6 +25,10 @@ ratios matter:
 * ``+ torch.compile``: the model compiled with the default inductor backend, for the baseline's
   step only (compiling takes minutes per graph; not in ``--quick``); its compile time is reported.
 
+Then the whole machine: one process with a thread per core against one 1-thread process per core
+side by side (what :mod:`hfr_tutorial.parallel_build` does with the comparison's models), as
+training steps per second of the machine, the two set-ups alternating.
+
 The input pipeline is measured beside them: seconds per batch of the augmented loader (baseline)
 and of the pair loader (adaptation) with no model, and a stretch of baseline steps fed by a loader
 with ``num_workers`` 0 against 1 (a worker process overlaps loading with compute, if a core is free).
@@ -171,6 +175,63 @@ def bench_steps(options: list[str], rounds: int, kinds: tuple[str, ...] = ("base
     return rows, compile_seconds
 
 
+_WORKER = """
+import sys, time, torch
+sys.path.insert(0, {bench!r})
+torch.set_num_threads({threads})
+import bench_speed
+step = bench_speed.make_step({kind!r}, "small-map depthwise", size={size}, batch=64, classes=400)
+step()
+sys.stdout.write("ready\\n"); sys.stdout.flush()
+sys.stdin.readline()  # start together
+t0 = time.perf_counter()
+for _ in range({steps}):
+    step()
+print(time.perf_counter() - t0)
+"""
+
+
+def _processes(kind: str, n: int, threads: int, steps: int, size: int) -> float:
+    """Wall seconds for ``n`` processes (``threads`` each) to take ``steps`` steps each, started together."""
+    import subprocess
+
+    code = _WORKER.format(bench=str(Path(__file__).resolve().parent), threads=threads, kind=kind, size=size,
+                          steps=steps)
+    procs = [subprocess.Popen([sys.executable, "-c", code], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+             for _ in range(n)]
+    for proc in procs:
+        assert proc.stdout.readline().strip() == "ready"
+    t0 = time.perf_counter()
+    for proc in procs:
+        proc.stdin.write("go\n")
+        proc.stdin.flush()
+    for proc in procs:
+        proc.communicate()
+        if proc.returncode:
+            raise RuntimeError(f"a side-by-side worker failed (exit {proc.returncode})")
+    return time.perf_counter() - t0
+
+
+def bench_side_by_side(kind: str, steps: int, rounds: int, size: int) -> list[dict]:
+    """One process with every core's thread against as many 1-thread processes side by side (what
+    :mod:`hfr_tutorial.parallel_build` does): training steps per second of the machine, alternating."""
+    cores = max(1, torch.get_num_threads())
+    one, many = [], []
+    for r in range(rounds):
+        for setup in (("one", "many") if r % 2 == 0 else ("many", "one")):
+            if setup == "one":
+                one.append(_processes(kind, 1, cores, steps, size) / steps)
+            else:
+                many.append(_processes(kind, cores, 1, steps, size) / (steps * cores))
+    a, b = statistics.median(one), statistics.median(many)
+    rows = [{"what": f"{kind} steps, 1 process x {cores} threads: ms per step of the machine", "ms": round(1000 * a, 1)},
+            {"what": f"{kind} steps, {cores} processes x 1 thread side by side: ms per step of the machine",
+             "ms": round(1000 * b, 1), "speed_vs_one_process": round(a / b, 3)}]
+    for row in rows:
+        print(f"  {row['what']:72s} {row['ms']:8.1f} ms")
+    return rows
+
+
 def bench_input(faceset: Any, steps: int, rounds: int) -> list[dict]:
     """The loaders alone, and baseline steps fed by a loader with 0 or 1 worker processes."""
     cfg = TrainConfig()
@@ -239,6 +300,10 @@ def to_markdown(result: dict) -> str:
             f"{s:.0f} s ({k})" for k, s in result["compile_seconds"].items()) + "."]
     lines += ["", "| input pipeline | ms |", "|---|---:|"]
     lines += [f"| {r['what']} | {r['ms']:.1f} |" for r in result["input"]]
+    if result.get("side_by_side"):
+        lines += ["", "| the whole machine | ms per step | x one process |", "|---|---:|---:|"]
+        lines += [f"| {r['what'].split(': ')[0]} | {r['ms']:.1f} | {r.get('speed_vs_one_process', 1.0):.2f} |"
+                  for r in result["side_by_side"]]
     return "\n".join(lines)
 
 
@@ -263,9 +328,11 @@ def main(argv: list[str] | None = None) -> int:
     from hfr_tutorial.artifacts import load_faceset
     faceset = load_faceset(get_preset("smoke" if args.quick else "fast"), progress=False)
     input_rows = bench_input(faceset, steps=4 if args.quick else 20, rounds=1 if args.quick else 3)
+    print("side by side")
+    side_rows = bench_side_by_side("baseline", steps=3 if args.quick else 30, rounds=1 if args.quick else 3, size=size)
     result = {"machine": machine_description(torch.get_num_threads()), "date": time.strftime("%Y-%m-%d %H:%M:%S"),
               "quick": args.quick, "size": size, "rounds": rounds, "options": options, "kinds": list(kinds), "steps": steps,
-              "compile_seconds": compile_seconds, "input": input_rows,
+              "compile_seconds": compile_seconds, "input": input_rows, "side_by_side": side_rows,
               "seconds": round(time.perf_counter() - t0, 1)}
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(result, indent=2) + "\n")

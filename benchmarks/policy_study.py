@@ -38,6 +38,7 @@ from hfr_tutorial.artifacts import load_adapted, load_baseline, load_faceset
 from hfr_tutorial.autoselect import group_scores, select_groups
 from hfr_tutorial.config import get_preset
 from hfr_tutorial.evaluate import DEFAULT_PROTOCOLS
+from hfr_tutorial.parallel_build import build_missing
 from hfr_tutorial.pipeline import evaluate_model
 from hfr_tutorial.selection import at_edge, lr_sweep
 from hfr_tutorial.train import AdaptSettings
@@ -75,6 +76,13 @@ def main(argv: list[str] | None = None) -> int:
     chosen_on_record = json.loads((ROOT / "docs/results/dev_selection/selection.json").read_text())["sweeps"]
     record: dict = {"preset": preset.name, "seed": args.seed, "budget": budget, "auto_policy": auto_policy,
                     "ranking": ranking.reset_index().to_dict(orient="records"), "policies": {}}
+    # every first-round candidate is independent of the others: train them side by side first
+    # (hfr_tutorial.parallel_build; the sweeps below then load them from the cache)
+    first_round = [replace(AdaptSettings(policy=policy, contrastive=preset.train.contrastive), lr=lr)
+                   for label, policy in policies.items()
+                   for lr in ((float(chosen_on_record[SWEPT_ON_RECORD[label]]["chosen_lr"]),)
+                              if label in SWEPT_ON_RECORD else START[label])]
+    build_missing(first_round, preset, args.seed)
     eval_set = faceset.select(split="eval")
     base_emb, base_eval = evaluate_model(baseline.model, eval_set, preset.eval_batch_size)
     embeddings = {"baseline": base_emb}

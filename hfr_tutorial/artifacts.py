@@ -484,10 +484,10 @@ def load_oracle(preset: str | Preset | None = None, seed: int = 0, progress: boo
                 rebuild: bool = False) -> Artifact:
     """The joint oracle: the same network trained from scratch on all modalities, cached.
 
-    It trains ``TrainConfig.oracle_epochs`` epochs over every modality (on the fast preset 1.5x
-    the baseline's optimisation steps: learning to recognise and to align three sensors from scratch
-    is slow), without augmentation (``TrainConfig.oracle_augment``).  It needs paired data for every
-    identity from the start and more compute than the method: a reference, not a ceiling.
+    It trains ``TrainConfig.oracle_epochs`` epochs over every modality (by rule, the baseline's number
+    of optimisation steps), with or without augmentation as chosen on dev (``TrainConfig.oracle_augment``).
+    It needs paired data for every identity from the start and as much compute as the baseline, more
+    than the method: a reference, not a ceiling.
     """
     preset = get_preset(preset)
     modalities = tuple(preset.data.modalities)

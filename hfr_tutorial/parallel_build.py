@@ -44,9 +44,14 @@ def default_workers() -> int:
     return 2 if (os.cpu_count() or 1) >= 2 else 1
 
 
-def _relative_cost(name: str) -> float:
+def _label(what: Any) -> str:
+    return what if isinstance(what, str) else what.label
+
+
+def _relative_cost(what: Any) -> float:
     """A rough order for the second stage: full fine-tuning first (its step is the slowest)."""
-    return 2.0 if name.startswith("full") else 1.0
+    policy = what if isinstance(what, str) else what.policy
+    return 2.0 if policy.startswith("full") or "stages012" in policy else 1.0
 
 
 def _init_worker(threads: int) -> None:
@@ -55,26 +60,27 @@ def _init_worker(threads: int) -> None:
     torch.set_num_threads(threads)
 
 
-def _build_one(name: str, preset: Preset, seed: int) -> tuple[str, float, bool]:
-    """Worker: load or build one model into the cache; return its name, seconds and whether it was cached."""
+def _build_one(what: Any, preset: Preset, seed: int) -> tuple[str, float, bool]:
+    """Worker: load or build one model into the cache; return its label, seconds and whether it was cached."""
     from .artifacts import COMPARISON_RUNS, ORACLE_RUN, load_adapted, load_baseline, load_oracle
 
     t0 = time.perf_counter()
-    if name == "baseline":
+    if what == "baseline":
         artifact = load_baseline(preset, seed, progress=False)
-    elif name == ORACLE_RUN:
+    elif what == ORACLE_RUN:
         artifact = load_oracle(preset, seed, progress=False)
     else:
-        artifact = load_adapted(COMPARISON_RUNS[name], preset, seed, progress=False)
-    return name, time.perf_counter() - t0, artifact.from_cache
+        artifact = load_adapted(COMPARISON_RUNS[what] if isinstance(what, str) else what, preset, seed, progress=False)
+    return _label(what), time.perf_counter() - t0, artifact.from_cache
 
 
-def build_missing(runs: Sequence[str], preset: str | Preset | None = None, seed: int = 0, *,
+def build_missing(runs: Sequence[Any], preset: str | Preset | None = None, seed: int = 0, *,
                   workers: int | None = None, device: Any = None, progress: bool = True) -> dict[str, float]:
     """Train, side by side, the models of ``runs`` (and the baseline) that the cache lacks.
 
     Args:
-        runs: names of :data:`~hfr_tutorial.artifacts.COMPARISON_RUNS` and/or ``ORACLE_RUN``.
+        runs: names of :data:`~hfr_tutorial.artifacts.COMPARISON_RUNS` and/or ``ORACLE_RUN``, or
+            :class:`~hfr_tutorial.train.AdaptSettings` (a sweep's candidates).
         workers: processes side by side (default :func:`default_workers`); each uses
             ``max(1, cores // workers)`` threads.
         device: the training device; on a GPU nothing is built here (one process uses it best).
@@ -87,7 +93,7 @@ def build_missing(runs: Sequence[str], preset: str | Preset | None = None, seed:
     from .config import get_device
 
     preset = get_preset(preset)
-    unknown = [r for r in runs if r not in COMPARISON_RUNS and r != ORACLE_RUN]
+    unknown = [r for r in runs if isinstance(r, str) and r not in COMPARISON_RUNS and r != ORACLE_RUN]
     if unknown:
         raise ValueError(f"build_missing: unknown run(s) {unknown}; choose from {[*COMPARISON_RUNS, ORACLE_RUN]}.")
     workers = default_workers() if workers is None else int(workers)
@@ -95,7 +101,7 @@ def build_missing(runs: Sequence[str], preset: str | Preset | None = None, seed:
         return {}
     threads = max(1, (os.cpu_count() or 1) // workers)
     first = [n for n in ("baseline", *(r for r in runs if r == ORACLE_RUN)) if not is_cached(n, preset, seed)]
-    second = sorted((r for r in runs if r in COMPARISON_RUNS and not is_cached(r, preset, seed)),
+    second = sorted((r for r in runs if r != ORACLE_RUN and not is_cached(r, preset, seed)),
                     key=_relative_cost, reverse=True)
     if len(first) + len(second) < 2:
         return {}
@@ -108,7 +114,7 @@ def build_missing(runs: Sequence[str], preset: str | Preset | None = None, seed:
             continue  # one model: the caller's process trains it with every thread
         n = min(workers, len(stage))
         say(f"      training {len(stage)} models side by side in {n} processes ({threads} thread each): "
-            + ", ".join(stage))
+            + ", ".join(_label(w) for w in stage))
         t0 = time.perf_counter()
         with ProcessPoolExecutor(n, mp_context=context, initializer=_init_worker, initargs=(threads,)) as pool:
             futures = [pool.submit(_build_one, name, preset, seed) for name in stage]

@@ -73,3 +73,17 @@ def test_comparison_rates_are_the_dev_winners_on_record():
         chosen = [c for c in entry["candidates"].values() if c["chosen"]]
         assert len(chosen) == 1 and chosen[0]["score"] == max(c["score"] for c in entry["candidates"].values())
     assert METHOD_RUN == record["method"]
+
+
+def test_recipe_switches_are_the_dev_winners_on_record():
+    """TrainConfig's oracle_augment and adapt_augment_vis are the winners of choices.json (chosen on dev)."""
+    from hfr_tutorial.config import TrainConfig
+
+    record = json.loads((ROOT / "docs" / "results" / "dev_selection" / "choices.json").read_text())
+    assert record["preset"] == "fast"
+    for setting, entry in record["choices"].items():
+        rows = entry["candidates"]
+        best = max(rows.values(), key=lambda r: (r["score"], r["tie"]))
+        assert rows[entry["chosen"]]["score"] == best["score"], setting
+        assert str(getattr(TrainConfig(), setting)) == entry["chosen"], setting
+    assert set(record["choices"]) == {"oracle_augment", "adapt_augment_vis"}
