@@ -30,6 +30,7 @@ METRICS = ROOT / "docs" / "results" / "fast" / "metrics.json"
 BENCH = ROOT / "docs" / "results" / "bench.md"
 DEPLOY = ROOT / "docs" / "results" / "deploy" / "bench.md"
 SPEED = ROOT / "docs" / "results" / "speed" / "bench.md"
+POLICY = ROOT / "docs" / "results" / "policy_study" / "policy_study.md"
 COST112 = ROOT / "docs" / "results" / "cost112" / "bench.md"
 
 
@@ -42,14 +43,15 @@ def results_section(metrics: dict) -> str:
              "VIS image per identity; probes: the other images of each modality). Each cell is rank-1 with its "
              "95 % bootstrap interval over identities; every learning rate was chosen on the dev identities "
              "(`docs/results/dev_selection/selection.md`).", "",
-             "| run | trainable parameters | lr | VIS→VIS | NIR→VIS | thermal→VIS | train time (2 CPU cores) |",
+             "| run | trainable parameters | lr | VIS→VIS | NIR→VIS | thermal→VIS | train time (threads) |",
              "|---|---:|---:|---:|---:|---:|---:|"]
     for name, r in rows:
         pct = 100 * r["trainable_params"] / r["total_params"]
         label = f"**{name}** (the method)" if name == s.get("method") else name
         lr = r.get("lr")
         lines.append(f"| {label} | {r['trainable_params']:,} ({pct:.2f} %) | {f'{lr:g}' if lr else '-'} | "
-                     + " | ".join(_cell(r, p, "rank1") for p in ("vis->vis", *CROSS)) + f" | {r['train_seconds']:.0f} s |")
+                     + " | ".join(_cell(r, p, "rank1") for p in ("vis->vis", *CROSS))
+                     + f" | {r['train_seconds']:.0f} s ({r.get('train_threads') or '?'}) |")
     lines += ["", *headline_lines(metrics)]
     oracle = s.get("joint/oracle")
     if oracle:
@@ -62,8 +64,13 @@ def results_section(metrics: dict) -> str:
                      "`docs/results/dev_selection/choices.md`); the identity "
                      "checks of the synthetic data are in `docs/results/identity_checks/results.md` "
                      "(`benchmarks/identity_checks.py`).")
-    lines += ["", f"Whole run: {metrics['wall_seconds']:.0f} s (`{metrics['environment']['platform']}`, torch "
-              f"{metrics['environment']['torch']}); full report: `docs/results/fast/report.md`.", "",
+    models = [metrics["baseline"], *metrics["runs"].values()]
+    trained = sum(1 for r in models if not r.get("from_cache"))
+    lines += ["", f"This run took {metrics['wall_seconds']:.0f} s and trained {trained} of its {len(models)} models "
+              "(the others came from the cache, trained by earlier commands of this session; the train times are "
+              "each model's own, on 2 CPU cores, with the threads shown: 1 when two models trained side by side) "
+              f"(`{metrics['environment']['platform']}`, torch {metrics['environment']['torch']}); full report: "
+              "`docs/results/fast/report.md`.", "",
               "![UMAP of the evaluation embeddings before and after adaptation](docs/results/fast/figures/umap_before_after.png)"]
     return "\n".join(lines)
 
@@ -83,6 +90,8 @@ def render(text: str) -> str:
         text = put(text, "deploy", DEPLOY.read_text().strip())
     if SPEED.is_file():
         text = put(text, "speed", SPEED.read_text().strip())
+    if POLICY.is_file():  # without its title line: the README gives the section its own heading
+        text = put(text, "policy", POLICY.read_text().strip().split("\n", 1)[1].strip())
     if COST112.is_file():
         text = put(text, "cost112", COST112.read_text().strip())
     return text
