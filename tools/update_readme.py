@@ -51,7 +51,8 @@ def results_section(metrics: dict) -> str:
         lr = r.get("lr")
         lines.append(f"| {label} | {r['trainable_params']:,} ({pct:.2f} %) | {f'{lr:g}' if lr else '-'} | "
                      + " | ".join(_cell(r, p, "rank1") for p in ("vis->vis", *CROSS))
-                     + f" | {r['train_seconds']:.0f} s ({r.get('train_threads') or '?'}) |")
+                     + f" | {r['train_seconds']:.0f} s" + (f" ({r['train_threads']})" if r.get("train_threads") else "")
+                     + " |")
     lines += ["", *headline_lines(metrics)]
     oracle = s.get("joint/oracle")
     if oracle:
@@ -68,7 +69,7 @@ def results_section(metrics: dict) -> str:
     trained = sum(1 for r in models if not r.get("from_cache"))
     lines += ["", f"This run took {metrics['wall_seconds']:.0f} s and trained {trained} of its {len(models)} models "
               "(the others came from the cache, trained by earlier commands of this session; the train times are "
-              "each model's own, on 2 CPU cores, with the threads shown: 1 when two models trained side by side) "
+              "each model's own, on 2 CPU cores, with the threads where recorded: 1 when two models trained side by side) "
               f"(`{metrics['environment']['platform']}`, torch {metrics['environment']['torch']}); full report: "
               "`docs/results/fast/report.md`.", "",
               "![UMAP of the evaluation embeddings before and after adaptation](docs/results/fast/figures/umap_before_after.png)"]
