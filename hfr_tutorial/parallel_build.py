@@ -22,7 +22,7 @@ import os
 import time
 from concurrent.futures import ProcessPoolExecutor
 from multiprocessing import get_context
-from typing import Any, Sequence
+from typing import Any, Callable, Iterator, Sequence
 
 from .config import Preset, get_preset
 
@@ -108,7 +108,6 @@ def build_missing(runs: Sequence[Any], preset: str | Preset | None = None, seed:
     load_faceset(preset, seed, progress)  # the data exist before any worker reads them
     built: dict[str, float] = {}
     say = print if progress else (lambda *a, **k: None)
-    context = get_context("spawn")  # no fork of a process whose thread pools are running
     for stage in (first, second):
         if len(stage) < 2:
             continue  # one model: the caller's process trains it with every thread
@@ -116,12 +115,22 @@ def build_missing(runs: Sequence[Any], preset: str | Preset | None = None, seed:
         say(f"      training {len(stage)} models side by side in {n} processes ({threads} thread each): "
             + ", ".join(_label(w) for w in stage))
         t0 = time.perf_counter()
-        with ProcessPoolExecutor(n, mp_context=context, initializer=_init_worker, initargs=(threads,)) as pool:
-            futures = [pool.submit(_build_one, name, preset, seed) for name in stage]
-            for future in futures:
-                name, seconds, cached = future.result()
-                if not cached:
-                    built[name] = round(seconds, 1)
-                say(f"      {name}: {'already cached' if cached else f'trained in {seconds:.0f} s'}")
+        for name, seconds, cached in side_by_side(_build_one, [(w, preset, seed) for w in stage], n, threads):
+            if not cached:
+                built[name] = round(seconds, 1)
+            say(f"      {name}: {'already cached' if cached else f'trained in {seconds:.0f} s'}")
         say(f"      stage done in {time.perf_counter() - t0:.0f} s")
     return built
+
+
+def side_by_side(fn: Callable[..., Any], calls: Sequence[tuple], workers: int, threads: int = 1) -> Iterator[Any]:
+    """``fn(*args)`` for each ``args`` of ``calls`` in ``workers`` spawned processes of ``threads`` threads each.
+
+    Yields the results in the order of ``calls`` (each as soon as it and those before it are done);
+    an exception in a call is raised here.  ``fn`` must be importable (a module-level function):
+    the processes are spawned, never forked from a process whose thread pools are running.
+    """
+    context = get_context("spawn")
+    with ProcessPoolExecutor(workers, mp_context=context, initializer=_init_worker, initargs=(threads,)) as pool:
+        for future in [pool.submit(fn, *args) for args in calls]:
+            yield future.result()

@@ -21,7 +21,7 @@ the model it is given; :func:`plot_method_flow` draws the method's data flow and
 Taught in ``notebooks/00_data_and_modality_gap.ipynb`` (UMAP, image grids),
 ``notebooks/01_baseline_rgb_model.ipynb`` and ``02_layer_freezing`` (the architecture, the
 normalisation axes), ``03``-``05`` (the method's flow) and ``notebooks/06_evaluation.ipynb``
-(everything else).
+(everything else); ``05_full_training`` shows :func:`plot_data_efficiency`.
 """
 from __future__ import annotations
 
@@ -890,6 +890,66 @@ FROZEN_COLOR = "#E4E4E4"
 """Fill of a box whose parameters stay frozen (or of every box when no policy is given)."""
 LAYERNORM_HATCH = "////"
 """The hatch that marks a LayerNorm's box in the architecture diagram."""
+
+
+DATA_EFFICIENCY_MODELS: dict[str, str] = {"method": "the method (paper policy)", "full": "full fine-tuning",
+                                           "oracle": "joint oracle (from scratch)"}
+"""How :func:`plot_data_efficiency` names the models of ``benchmarks/data_efficiency.py``."""
+
+
+@styled
+def plot_data_efficiency(record: Mapping[str, Any]) -> Figure:
+    """Eval rank-1 against the amount of paired data: one row per axis, one column per protocol.
+
+    ``record`` is ``benchmarks/data_efficiency.py``'s ``data_efficiency.json`` (``summary.table``:
+    mean, lowest and highest seed per model, axis, point and protocol; ``baseline``: the RGB
+    model before adaptation).  Row 1 varies the paired identities (log axis, every image of each),
+    row 2 the pairs per identity at ``pairs_at`` identities.  Each model is a line (the mean over
+    seeds) with a band from its lowest to its highest seed; the dashed grey line is the RGB
+    baseline, where every curve starts from (the oracle excepted: it trains from scratch).
+    """
+    stats = list(record["summary"]["table"])
+    if not stats:
+        raise ValueError("plot_data_efficiency: the record's summary table is empty; run benchmarks/data_efficiency.py.")
+    protocols = [p for p in ("vis->vis", "nir->vis", "thermal->vis") if any(s["protocol"] == p for s in stats)]
+    models = [m for m in DATA_EFFICIENCY_MODELS if any(s["model"] == m for s in stats)]
+    axes_rows = [("identities", "n_identities", "paired identities (every image of each)"),
+                 ("pairs", "pairs_per_identity", f"pairs per identity (at {record.get('pairs_at', '?')} identities)")]
+    fig, axes = new_figure(2, len(protocols), figsize=(3.6 * len(protocols), 6.4))
+    seeds = len(record.get("seeds", []))
+    for r, (axis, key, xlabel) in enumerate(axes_rows):
+        for c, proto in enumerate(protocols):
+            ax = axes[r, c]
+            for i, model in enumerate(models):
+                rows = sorted((s for s in stats if s["model"] == model and s["axis"] == axis and s["protocol"] == proto),
+                              key=lambda s: s[key])
+                if not rows:
+                    continue
+                x = np.array([s[key] for s in rows], dtype=float)
+                color = run_color(i)
+                ax.fill_between(x, [s["low"] for s in rows], [s["high"] for s in rows], color=color, alpha=0.18,
+                                linewidth=0)
+                ax.plot(x, [s["mean"] for s in rows], marker="o", ms=3.5, color=color,
+                        label=DATA_EFFICIENCY_MODELS[model])
+            base = record.get("baseline", {}).get(proto)
+            if base is not None:
+                ax.axhline(base, color="0.55", ls="--", lw=1, label="RGB baseline (before adaptation)")
+            if axis == "identities":
+                ax.set_xscale("log")
+            xs = sorted({s[key] for s in stats if s["axis"] == axis})
+            ax.set_xticks(xs)
+            ax.set_xticklabels([str(v) for v in xs])
+            ax.minorticks_off()
+            ax.set_ylim(0, 1.02)
+            ax.set_xlabel(xlabel)
+            probe = proto.split("->")[0]
+            ax.set_title(f"{modality_name(probe)} probes vs VIS gallery", color=modality_color(probe))
+            if c == 0:
+                ax.set_ylabel("eval rank-1")
+    handles, labels = axes[0, 0].get_legend_handles_labels()
+    fig.legend(handles, labels, loc="outside lower center", ncols=len(labels))
+    fig.suptitle(f"How much paired data: eval rank-1, mean over {seeds} seeds (band: lowest to highest seed)")
+    return fig
 
 
 @dataclass(frozen=True)

@@ -109,3 +109,45 @@ def test_bench_speed_quick(tmp_path):
     assert result["steps"] and result["input"]
     for row in [*result["steps"], *result["input"]]:
         assert row["ms"] > 0, row
+
+
+@pytest.fixture(scope="module")
+def data_efficiency(tmp_path_factory) -> tuple[dict, Path]:
+    out = tmp_path_factory.mktemp("data_efficiency")
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    cmd = [sys.executable, str(ROOT / "benchmarks" / "data_efficiency.py"), "--quick", "--out", str(out),
+           "--workers", "1"]
+    result = subprocess.run(cmd, capture_output=True, text=True, timeout=600, cwd=ROOT, env=env)
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    return json.loads((out / "data_efficiency.json").read_text()), out
+
+
+def test_data_efficiency_quick_covers_its_grid_at_one_step_budget(data_efficiency):
+    record, out = data_efficiency
+    assert (out / "data_efficiency.md").is_file() and (out / "data_efficiency.png").stat().st_size > 10_000
+    points = record["points"]
+    expected = {(axis, n, k, m, s) for axis, n, k in [("identities", 8, 3), ("identities", 64, 3), ("pairs", 8, 1),
+                                                       ("pairs", 8, 3)]
+                for m in record["models"] for s in record["seeds"]}
+    assert {(p["axis"], p["n_identities"], p["pairs_per_identity"], p["model"], p["seed"]) for p in points} == expected
+    for p in points:
+        assert p["steps"] == record["adapt_steps"]  # fewer identities: more epochs, the same steps
+        assert p["batch_size"] == min(32, p["n_identities"])
+        assert set(p["rank1"]) == {"vis->vis", "nir->vis", "thermal->vis"}
+    # seeds draw different identities: the 8-identity runs of two seeds differ
+    r1 = {p["seed"]: p["rank1"]["nir->vis"] for p in points if p["n_identities"] == 8 and p["pairs_per_identity"] == 3
+          and p["model"] == "method"}
+    assert r1[0] != r1[1]
+    rows = {(s["model"], s["axis"], s["n_identities"], s["pairs_per_identity"], s["protocol"]): s
+            for s in record["summary"]["table"]}
+    s = rows[("method", "identities", 8, 3, "nir->vis")]
+    assert s["seeds"] == 2 and s["low"] <= s["mean"] <= s["high"]
+
+
+def test_data_efficiency_refuses_a_bad_grid_before_training(tmp_path):
+    for extra, words in ((["--identities", "0", "64"], "out of range"), (["--identities", "8", "16"], "must end at"),
+                         (["--pairs", "1"], "must include every image")):
+        result = subprocess.run([sys.executable, str(ROOT / "benchmarks" / "data_efficiency.py"), "--quick",
+                                 "--out", str(tmp_path), *extra], capture_output=True, text=True, timeout=120, cwd=ROOT)
+        assert result.returncode != 0 and words in result.stderr, result.stderr[-2000:]
+        assert not (tmp_path / "data_efficiency.json").exists()

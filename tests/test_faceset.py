@@ -196,3 +196,41 @@ def test_loaders_give_the_same_batches_with_worker_processes(fs):
     pairs = list(tr.pair_loader(4, seed=1, augment_vis=True, num_workers=2))
     assert all(torch.equal(a["vis"], b["vis"]) and torch.equal(a["vis_index"], b["vis_index"])
                for a, b in zip(tr.pair_loader(4, seed=1, augment_vis=True), pairs))
+
+
+def test_paired_subset_keeps_the_asked_identities_and_images(fs):
+    train = fs.select(split="train")
+    sub = train.paired_subset(4, 2, seed=1)
+    ids = np.unique(sub.identities)
+    assert len(ids) == 4 and set(ids) <= set(np.unique(train.identities))
+    for ident in ids:
+        for m in ("vis", "nir", "thermal"):
+            assert np.sum((sub.identities == ident) & (sub.modalities == m)) == 2
+    # nested: a larger draw with the same seed keeps the smaller one's identities; another seed draws others
+    assert set(ids) <= set(np.unique(train.paired_subset(7, 3, seed=1).identities))
+    assert any(not np.array_equal(np.unique(train.paired_subset(4, 2, seed=s).identities), ids) for s in range(2, 6))
+    # the same seed gives the same images; every identity and image gives back the set itself
+    assert np.array_equal(train.paired_subset(4, 2, seed=1).images, sub.images)
+    whole = train.paired_subset(10, 3, seed=5)
+    assert np.array_equal(whole.images, train.images) and np.array_equal(whole.identities, train.identities)
+
+
+def test_paired_subset_all_vis_reduces_only_the_other_modalities(fs):
+    train = fs.select(split="train")
+    sub = train.paired_subset(3, 1, seed=0, all_vis=True)
+    assert np.sum(sub.modalities == "vis") == np.sum(train.modalities == "vis")
+    other = sub.modalities != "vis"
+    assert len(np.unique(sub.identities[other])) == 3 and other.sum() == 3 * 2 * 1
+
+
+def test_paired_subset_refuses_bad_sizes(fs):
+    train = fs.select(split="train")
+    with pytest.raises(ValueError, match="11 identities asked for.*at most 10"):
+        train.paired_subset(11, 1)
+    for bad in (0, -1, 1.5, True):
+        with pytest.raises(ValueError, match="whole number >= 1"):
+            train.paired_subset(bad, 1)
+        with pytest.raises(ValueError, match="whole number >= 1"):
+            train.paired_subset(2, bad)
+    with pytest.raises(ValueError, match="pairs need VIS"):
+        train.select(modality="nir").paired_subset(2, 1)

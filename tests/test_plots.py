@@ -450,3 +450,34 @@ def test_normalisation_diagram_shades_the_shared_cells():
     assert "LayerNorm2d\naverages over C" in titles and "BatchNorm\naverages over N and H×W" in titles
     with pytest.raises(ValueError, match="Unknown normalisation"):
         plots.normalisation_members("GroupNorm")
+
+
+def _efficiency_record(models=("method", "full", "oracle")):
+    table = []
+    for m_i, model in enumerate(models):
+        for axis, key, values in (("identities", "n_identities", (10, 50, 400)), ("pairs", "pairs_per_identity", (1, 6))):
+            for v in values:
+                for p_i, proto in enumerate(("vis->vis", "nir->vis", "thermal->vis")):
+                    mean = 0.3 + 0.1 * m_i + 0.05 * p_i + 0.0005 * v
+                    table.append({"model": model, "axis": axis, "n_identities": v if axis == "identities" else 50,
+                                  "pairs_per_identity": v if axis == "pairs" else 6, "protocol": proto,
+                                  "mean": mean, "std": 0.01, "low": mean - 0.02, "high": mean + 0.02, "seeds": 3})
+    return {"summary": {"table": table}, "seeds": [0, 1, 2], "pairs_at": 50,
+            "baseline": {"vis->vis": 0.96, "nir->vis": 0.3, "thermal->vis": 0.01}}
+
+
+def test_data_efficiency_figure_has_a_line_and_band_per_model_and_panel():
+    fig = plots.plot_data_efficiency(_efficiency_record())
+    axes = fig.axes
+    assert len(axes) == 6
+    for ax in axes:
+        assert len(ax.collections) == 3  # one band per model
+        assert len(ax.lines) == 4  # three means and the baseline
+        assert ax.get_ylabel() in ("eval rank-1", "")
+    assert axes[0].get_xscale() == "log" and axes[3].get_xscale() == "linear"
+    assert [t.get_text() for t in fig.legends[0].get_texts()][:3] == list(plots.DATA_EFFICIENCY_MODELS.values())
+    # a model absent from the record is absent from the figure
+    fig2 = plots.plot_data_efficiency(_efficiency_record(("method",)))
+    assert all(len(ax.lines) == 2 for ax in fig2.axes)
+    with pytest.raises(ValueError, match="summary table is empty"):
+        plots.plot_data_efficiency({"summary": {"table": []}})

@@ -10,7 +10,12 @@
 * between ``<!-- speed:start -->`` and ``<!-- speed:end -->``: ``docs/results/speed/bench.md``
   (written by ``python benchmarks/bench_speed.py``);
 * between ``<!-- cost112:start -->`` and ``<!-- cost112:end -->``: ``docs/results/cost112/bench.md``
-  (written by ``python benchmarks/bench_cost112.py``).
+  (written by ``python benchmarks/bench_cost112.py``);
+* between ``<!-- efficiency:start -->`` and ``<!-- efficiency:end -->``: the table of
+  ``docs/results/data_efficiency/data_efficiency.md`` and its figure (written by
+  ``python benchmarks/data_efficiency.py``);
+* between ``<!-- seeds:start -->`` and ``<!-- seeds:end -->``: ``docs/results/seeds/seeds.md``
+  (written by ``python benchmarks/seeds.py``).
 
     python tools/update_readme.py           # rewrite README.md
     python tools/update_readme.py --check   # exit 1 if README.md is out of date (CI, via tests)
@@ -32,6 +37,8 @@ DEPLOY = ROOT / "docs" / "results" / "deploy" / "bench.md"
 SPEED = ROOT / "docs" / "results" / "speed" / "bench.md"
 POLICY = ROOT / "docs" / "results" / "policy_study" / "policy_study.md"
 COST112 = ROOT / "docs" / "results" / "cost112" / "bench.md"
+SEEDS = ROOT / "docs" / "results" / "seeds" / "seeds.md"
+EFFICIENCY = ROOT / "docs" / "results" / "data_efficiency" / "data_efficiency.md"
 
 
 def results_section(metrics: dict) -> str:
@@ -95,6 +102,12 @@ def render(text: str) -> str:
         text = put(text, "policy", POLICY.read_text().strip().split("\n", 1)[1].strip())
     if COST112.is_file():
         text = put(text, "cost112", COST112.read_text().strip())
+    if EFFICIENCY.is_file():  # without its title line, with the figure it draws
+        body = EFFICIENCY.read_text().strip().split("\n", 1)[1].strip()
+        text = put(text, "efficiency", body + "\n\n![Eval rank-1 against the amount of paired data, three models, "
+                   "mean and spread over seeds](docs/results/data_efficiency.png)")
+    if SEEDS.is_file():
+        text = put(text, "seeds", SEEDS.read_text().strip().split("\n", 1)[1].strip())
     return text
 
 

@@ -208,6 +208,56 @@ class FaceSet:
             mask &= np.isin(self.modalities, mods)
         return self.subset(mask)
 
+    def paired_subset(self, n_identities: int, images_per_modality: int, *, seed: int = 0,
+                      all_vis: bool = False) -> "FaceSet":
+        """Less paired data: ``n_identities`` identities drawn at random, ``images_per_modality`` images each.
+
+        Used to ask how much paired data the method needs (``benchmarks/data_efficiency.py``).  Only
+        identities with a VIS image and an image of every other modality of this set can be drawn;
+        of each drawn identity at most ``images_per_modality`` images of each modality are kept
+        (drawn at random, so ``1`` leaves one VIS image and one of each other modality: one paired
+        capture per sensor).  With ``all_vis`` every VIS image of every identity stays as well (the
+        RGB data a jointly trained model would also have): only the non-VIS images are reduced.
+
+        The draw depends only on ``seed``; a larger ``n_identities`` with the same seed keeps the
+        smaller draw's identities (the order of one permutation), so points of a curve are nested.
+        The images keep their order in this set, so the whole set (every identity, every image)
+        gives back the same set.
+
+        Raises:
+            ValueError: ``n_identities`` or ``images_per_modality`` is not a whole number >= 1, or
+                more identities are asked for than the set holds with every modality.
+        """
+        for name, value in (("n_identities", n_identities), ("images_per_modality", images_per_modality)):
+            if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
+                raise ValueError(f"paired_subset: {name}={value!r} is invalid; give a whole number >= 1.")
+        mods = sorted(set(self.modalities.tolist()))
+        if "vis" not in mods or len(mods) < 2:
+            raise ValueError(f"paired_subset: FaceSet {self.name!r} holds modalities {mods}; pairs need VIS and at "
+                             "least one other modality.")
+        complete = None
+        for m in mods:
+            have = set(np.unique(self.identities[self.modalities == m]).tolist())
+            complete = have if complete is None else complete & have
+        eligible = np.array(sorted(complete), dtype=np.int64)
+        if n_identities > len(eligible):
+            raise ValueError(f"paired_subset: {n_identities} identities asked for, but FaceSet {self.name!r} has "
+                             f"{len(eligible)} with every modality ({', '.join(mods)}); ask for at most "
+                             f"{len(eligible)}.")
+        rng = np.random.default_rng([int(seed), 0xDA7A])
+        chosen = eligible[rng.permutation(len(eligible))[:n_identities]]
+        keep = np.zeros(len(self), dtype=bool)
+        if all_vis:
+            keep |= self.modalities == "vis"
+        for ident in chosen:
+            for m in mods:
+                if all_vis and m == "vis":
+                    continue
+                rows = np.flatnonzero((self.identities == ident) & (self.modalities == m))
+                pick_rng = np.random.default_rng([int(seed), int(ident), mods.index(m), 0xDA7A])
+                keep[pick_rng.permutation(rows)[:images_per_modality]] = True
+        return self.subset(keep, name=f"{self.name}[{n_identities} ids x {images_per_modality}]")
+
     def with_splits(self, fractions_or_counts: Sequence[float] | Sequence[int] | Mapping[str, float],
                     seed: int = 0) -> "FaceSet":
         """A copy re-split identity-disjointly into train/dev/eval.
