@@ -317,3 +317,18 @@ def get_device(device: str | None = None) -> "torch.device":  # noqa: F821
     if device is not None:
         return torch.device(device)
     return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+
+
+def results_file(*parts: str) -> Path:
+    """A committed benchmark record under the repository's ``docs/results/`` (e.g. ``results_file("seeds", "seeds.json")``).
+
+    Found from this package's own location, so a notebook reads it from ``notebooks/``,
+    ``notebooks/student/`` or anywhere else.  Raises ``FileNotFoundError`` naming the file and the
+    command that writes it when the checkout lacks it (an installed, non-editable package has no
+    ``docs/``: use a clone of the repository).
+    """
+    path = Path(__file__).resolve().parents[1] / "docs" / "results" / Path(*parts)
+    if not path.is_file():
+        raise FileNotFoundError(f"{path} not found: the committed benchmark records live in a clone of the repository "
+                                "(pip install -e . from it); regenerate one with its script in benchmarks/.")
+    return path

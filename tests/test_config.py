@@ -15,3 +15,12 @@ def test_the_oracle_gets_the_baselines_optimisation_steps(name):
     train = preset.train
     best = min(range(1, 4 * train.baseline_epochs), key=lambda e: (abs(e * n_mod - train.baseline_epochs), e))
     assert train.oracle_epochs == best, (name, train.oracle_epochs, best)
+
+
+def test_results_file_finds_committed_records_from_the_package_and_names_a_missing_one():
+    from hfr_tutorial.config import results_file
+
+    path = results_file("seeds", "seeds.json")
+    assert path.is_file() and path.parts[-4:] == ("docs", "results", "seeds", "seeds.json")
+    with pytest.raises(FileNotFoundError, match="no_such.json not found.*benchmarks/"):
+        results_file("no_such.json")
