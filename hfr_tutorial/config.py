@@ -319,6 +319,21 @@ def get_device(device: str | None = None) -> "torch.device":  # noqa: F821
     return torch.device("cuda" if torch.cuda.is_available() else "cpu")
 
 
+def repository_root() -> Path:
+    """The root of the clone this package was installed from (editable install), found from this file's location.
+
+    Notebooks use it to reach ``data_scripts/`` and ``docs/`` whether they run from ``notebooks/``,
+    ``notebooks/student/`` or anywhere else (the working folder says nothing reliable).  Raises
+    ``FileNotFoundError`` when the package is not inside a clone (a non-editable install has no
+    ``data_scripts/``): clone the repository and ``pip install -e .`` from it.
+    """
+    root = Path(__file__).resolve().parents[1]
+    if not (root / "data_scripts").is_dir() or not (root / "pyproject.toml").is_file():
+        raise FileNotFoundError(f"hfr_tutorial is installed at {root.parent}, outside a clone of the repository "
+                                "(no data_scripts/ beside it): clone it and run pip install -e . from the clone.")
+    return root
+
+
 def results_file(*parts: str) -> Path:
     """A committed benchmark record under the repository's ``docs/results/`` (e.g. ``results_file("seeds", "seeds.json")``).
 

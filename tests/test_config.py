@@ -24,3 +24,15 @@ def test_results_file_finds_committed_records_from_the_package_and_names_a_missi
     assert path.is_file() and path.parts[-4:] == ("docs", "results", "seeds", "seeds.json")
     with pytest.raises(FileNotFoundError, match="no_such.json not found.*benchmarks/"):
         results_file("no_such.json")
+
+
+def test_repository_root_is_the_clone_holding_data_scripts_and_names_a_non_editable_install(monkeypatch, tmp_path):
+    import hfr_tutorial.config as config
+
+    root = config.repository_root()
+    assert (root / "data_scripts" / "prepare_folder.py").is_file() and (root / "hfr_tutorial" / "config.py").is_file()
+    fake = tmp_path / "site-packages" / "hfr_tutorial" / "config.py"
+    fake.parent.mkdir(parents=True)
+    monkeypatch.setattr(config, "__file__", str(fake))
+    with pytest.raises(FileNotFoundError, match="outside a clone.*pip install -e"):
+        config.repository_root()

@@ -94,6 +94,19 @@ def test_notebook_imports_instead_of_redefining(path):
     assert text.count("### BEGIN SOLUTION") == text.count("### END SOLUTION")
 
 
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.stem)
+def test_notebook_finds_the_repository_from_the_package_not_the_working_folder(path):
+    """The student copy runs from notebooks/student/, a user's Jupyter from anywhere: a path built from
+    ``Path.cwd()`` or ``os.getcwd()`` points at the wrong folder there (CI found notebook 07's student copy
+    running ``notebooks/student/data_scripts/prepare_folder.py``).  Use ``repository_root()`` or
+    ``results_file()`` from ``hfr_tutorial.config``."""
+    nb = nbformat.read(path, as_version=4)
+    for cell in nb.cells:
+        if cell.cell_type == "code":
+            assert not re.search(r"Path\.cwd\(\)|os\.getcwd\(\)", cell.source), (
+                f"{path.name} locates files from the working folder; use hfr_tutorial.config.repository_root()")
+
+
 WIDGET_VIEW = "application/vnd.jupyter.widget-view+json"
 TEXT_PROGRESS = "tqdm.auto.tqdm = tqdm.std.tqdm"
 TEXT_PROGRESS_NOTEBOOKS = EXPECTED[:7]
