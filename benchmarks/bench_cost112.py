@@ -472,7 +472,7 @@ def real_photo_pairs(files: list[Path]) -> tuple[Any, float]:
 
 def bench_end_to_end(quick: bool, device: str, epochs: int) -> dict[str, Any]:
     from hfr_tutorial.artifacts import COMPARISON_RUNS, METHOD_RUN
-    from hfr_tutorial.experiment import _train_config
+    from hfr_tutorial.experiment import pretrained_train_config
     from hfr_tutorial.models import weights_hint
     from hfr_tutorial.train import adapt_cross_spectral, cross_modalities
 
@@ -494,7 +494,7 @@ def bench_end_to_end(quick: bool, device: str, epochs: int) -> dict[str, Any]:
     settings = replace(COMPARISON_RUNS[METHOD_RUN], lr=None, epochs=None)
     train, prepare_s = real_photo_pairs(files)
     n_ids = len(np.unique(train.identities))
-    config = replace(_train_config(preset, recipe, recipe.lr_grid[0], n_ids, 0), adapt_epochs=epochs)
+    config = replace(pretrained_train_config(preset, recipe, recipe.lr_grid[0], n_ids, 0), adapt_epochs=epochs)
     steps = len(train.pair_loader(config.batch_size, seed=0, epoch=0,
                                   pairs_per_identity=config.adapt_pairs_per_identity,
                                   modalities=cross_modalities(train.modalities), drop_last=True))

@@ -35,6 +35,17 @@ seed 0, as a user's pretrained model stays the same.  The table and the figure g
 seeds and the spread (lowest to highest seed).  The point with every identity and image at seed 0
 is the main job's own run, loaded from the cache.
 
+**Your data and a pretrained model** (``--data LAYOUT [--protocol NAME] [--model edgeface_xxs]``):
+the same curves for a standard layout (``data_scripts/`` write one) and a pretrained EdgeFace (the
+official weights by default, or a checkpoint file), through the main job's path for a pretrained
+model (``hfr-tutorial run --data``): the preset's pretrained recipe, a dev split carved from the
+training identities when the protocol has none, and for each model the learning rate chosen on dev
+with every training identity (``--lr`` fixes it instead), kept for every smaller point.  The
+identities axis ends at every training identity with a VIS image and an image of each other
+modality, the pairs axis at the most images an identity has per modality.  The oracle (from
+scratch) is not part of this mode; the curves start from the pretrained model before adaptation.
+Records go to ``runs/data_efficiency/<layout>-<protocol>/`` unless ``--out`` says otherwise.
+
 Writes ``data_efficiency.json`` and ``data_efficiency.md`` (``--out``, default
 ``docs/results/data_efficiency``) and the figure ``docs/results/data_efficiency.png``
 (:func:`hfr_tutorial.plots.plot_data_efficiency`; notebook 05 shows it).  Each trained point is
@@ -44,6 +55,7 @@ runs a small grid on the ``smoke`` preset (seconds; CI runs it) and writes under
 from __future__ import annotations
 
 import argparse
+import functools
 import hashlib
 import json
 import sys
@@ -90,7 +102,7 @@ def _steps(loader_length: int, target: int) -> int:
 
 def train_point(preset_name: str, model: str, n: int, k: int, seed: int) -> dict[str, Any]:
     """Train (or load) one model of one point and evaluate it on eval; the record is cached as JSON."""
-    from hfr_tutorial.artifacts import (COMPARISON_RUNS, FULL_RUN, METHOD_RUN, adapt_payload, load_adapted,
+    from hfr_tutorial.artifacts import (COMPARISON_RUNS, adapt_payload, load_adapted,
                                         load_oracle, recognizer_payload)
     from hfr_tutorial.pipeline import evaluate_model, write_json
     from hfr_tutorial.train import adapt_cross_spectral, train_recognizer
@@ -107,7 +119,7 @@ def train_point(preset_name: str, model: str, n: int, k: int, seed: int) -> dict
         payload = recognizer_payload(preset, 0, tuple(preset.data.modalities), epochs, augment=config.oracle_augment)
         batch = config.batch_size
     else:
-        settings = COMPARISON_RUNS[METHOD_RUN if model == "method" else FULL_RUN].resolved(config)
+        settings = COMPARISON_RUNS[run_name(model)].resolved(config)
         data = train_all.paired_subset(n, k, seed=seed)
         batch = min(config.batch_size, n)
         cfg = replace(config, batch_size=batch)
@@ -126,8 +138,7 @@ def train_point(preset_name: str, model: str, n: int, k: int, seed: int) -> dict
     t0 = time.perf_counter()
     if whole and seed == 0:  # the main job's own run: load it (or build it where the main job would)
         artifact = (load_oracle(preset, 0, progress=False) if model == "oracle"
-                    else load_adapted(COMPARISON_RUNS[METHOD_RUN if model == "method" else FULL_RUN], preset, 0,
-                                      progress=False))
+                    else load_adapted(COMPARISON_RUNS[run_name(model)], preset, 0, progress=False))
         trained, seconds = artifact.model, artifact.seconds
     elif model == "oracle":
         result = train_recognizer(data, config, epochs=epochs, modalities=tuple(preset.data.modalities),
@@ -141,6 +152,165 @@ def train_point(preset_name: str, model: str, n: int, k: int, seed: int) -> dict
               "steps": epochs * steps_per_epoch, "batch_size": batch, "train_images": len(data),
               "train_seconds": round(seconds, 1), "from_main_job": bool(whole and seed == 0),
               "rank1": {p: r["rank1"] for p, r in protocols.items()}, "wall_seconds": round(time.perf_counter() - t0, 1)}
+    path.parent.mkdir(parents=True, exist_ok=True)
+    write_json(path, record)
+    return record
+
+
+# ------------------------------------------------------------------ a layout and a pretrained model
+def run_name(model: str) -> str:
+    """The comparison run a model of this study trains: the paper's policy and loss, or every parameter."""
+    from hfr_tutorial.artifacts import FULL_RUN, METHOD_RUN
+
+    return METHOD_RUN if model == "method" else FULL_RUN
+
+
+@functools.lru_cache(maxsize=1)
+def _layout_world(data: str, protocol: str | None, model_ref: str, preset_name: str) -> tuple[Any, ...]:
+    """``(preset, faceset, start, teacher, protocols)`` of a layout, as the main job reads it.
+
+    ``faceset`` has a dev split (carved from the training identities with the recipe's
+    ``dev_fraction`` and seed 0 when the protocol has none); ``protocols`` are the eval protocols the
+    layout supports.  Raises ``ExperimentError`` (a clear message) for data or a model the method
+    cannot run on, before any training.
+    """
+    from hfr_tutorial.config import get_preset
+    from hfr_tutorial.data import FaceSet
+    from hfr_tutorial.experiment import ExperimentError, carve_dev, check_faceset, resolve_folds, resolve_model
+
+    preset = get_preset(preset_name)
+    folds = resolve_folds(data, protocol)
+    if len(folds) > 1:
+        raise ExperimentError(f"--protocol {protocol} names {len(folds)} folds ({', '.join(map(str, folds))}); the "
+                              "curve is measured on one: give one of them.")
+    start = resolve_model(model_ref)
+    teacher = start.load()
+    faceset = FaceSet.from_layout(data, protocol=folds[0])
+    protocols = check_faceset(faceset, f"{data}, protocol {protocol or 'default'}")
+    if faceset.image_size % 16:
+        raise ExperimentError(f"{data}: images of {faceset.image_size} px; EdgeFace needs a side divisible by 16 "
+                              "(112 for the official weights). Rewrite the layout with --size 112.")
+    if not np.any(faceset.splits == "dev"):
+        faceset, _ = carve_dev(faceset, preset.pretrained.dev_fraction, 0)
+    return preset, faceset, start, teacher, protocols
+
+
+def limits(train: Any) -> tuple[int, int]:
+    """``(identities, pairs)`` at the top of the two axes: identities with VIS and every other modality of
+    ``train``, and the most images one of them has of one modality (keeping that many keeps every image)."""
+    mods = sorted(set(train.modalities.tolist()))
+    complete = set.intersection(*(set(np.unique(train.identities[train.modalities == m]).tolist()) for m in mods))
+    counts = [int(np.sum((train.identities == i) & (train.modalities == m))) for i in complete for m in mods]
+    return len(complete), max(counts, default=0)
+
+
+def _layout_key(data: str, protocol: str | None, model_ref: str, preset_name: str) -> tuple[Any, str]:
+    """The preset and a digest of what a layout point depends on: the images and splits, the weights, the recipe."""
+    from dataclasses import asdict
+
+    preset, faceset, start, _, _ = _layout_world(data, protocol, model_ref, preset_name)
+    content = hashlib.sha1()
+    for path, split, ident, mod in zip(faceset.paths, faceset.splits, faceset.identities, faceset.modalities):
+        content.update(f"{path}|{split}|{ident}|{mod}\n".encode())
+    payload = {"study": STUDY_VERSION, "data": content.hexdigest(), "weights": start.describe()["sha256"],
+               "recipe": asdict(preset.pretrained), "train": asdict(preset.train)}
+    return preset, hashlib.sha1(json.dumps(payload, sort_keys=True, default=str).encode()).hexdigest()[:12]
+
+
+def _layout_cache(data: str, protocol: str | None, model_ref: str, preset_name: str, name: str) -> Path:
+    from hfr_tutorial.config import cache_dir
+
+    preset, key = _layout_key(data, protocol, model_ref, preset_name)
+    return cache_dir() / preset.name / "data_efficiency" / f"layout-{key}" / f"{name}.json"
+
+
+def _eval_rank1(model: Any, data: str, protocol: str | None, model_ref: str, preset_name: str,
+                device: str) -> dict[str, float]:
+    from hfr_tutorial.evaluate import embed
+    from hfr_tutorial.experiment import protocol_figures
+
+    preset, faceset, _, _, protocols = _layout_world(data, protocol, model_ref, preset_name)
+    evalset = faceset.select(split="eval")
+    emb = embed(model.to(device), evalset, batch_size=preset.eval_batch_size, progress=False)
+    return {p: float(r["rank1"]) for p, r in protocol_figures(emb, evalset, protocols).items()}
+
+
+def choose_lr(data: str, protocol: str | None, model_ref: str, preset_name: str, model: str, device: str,
+              progress: bool = True) -> dict[str, Any]:
+    """The rate of ``model`` chosen on dev with every training identity, as the main job chooses it (cached).
+
+    Trains the model at each rate of the recipe's ``lr_grid`` (seed 0) and keeps the best on dev
+    that passes the VIS guard; the kept model is also the curve's top point at seed 0 (written to
+    the point cache).  Raises ``ExperimentError`` with the guard's reason when every rate is refused.
+    """
+    from hfr_tutorial.evaluate import embed
+    from hfr_tutorial.experiment import ExperimentError, dev_summary, adapt_choosing_lr
+    from hfr_tutorial.pipeline import write_json
+
+    path = _layout_cache(data, protocol, model_ref, preset_name, f"lr-{model}")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    if path.is_file():
+        return json.loads(path.read_text())
+    preset, faceset, _, teacher, _ = _layout_world(data, protocol, model_ref, preset_name)
+    dev = faceset.select(split="dev")
+    dev_before, _ = dev_summary(embed(teacher.to(device), dev, batch_size=preset.eval_batch_size, progress=False),
+                                 dev)
+    say = print if progress else (lambda *a, **k: None)
+    say(f"[data efficiency] {model}: choosing the learning rate on dev from {list(preset.pretrained.lr_grid)}")
+    rec = adapt_choosing_lr(run_name(model), teacher, faceset, dev, preset, preset.pretrained,
+                            list(preset.pretrained.lr_grid), dev_before, seed=0, device=device, say=say)
+    if rec["status"] != "ok":
+        raise ExperimentError(f"{model}: {rec['reason']}")
+    train = faceset.select(split="train")
+    n, k = limits(train)
+    if len(train.paired_subset(n, k, seed=0)) == len(train):  # the top point is the whole split: keep this model
+        config = rec["config"]
+        length = len(train.pair_loader(config.batch_size, seed=0, pairs_per_identity=config.adapt_pairs_per_identity,
+                                       drop_last=True))
+        point = {"model": model, "n_identities": n, "pairs_per_identity": k, "seed": 0, "epochs": config.adapt_epochs,
+                 "steps": config.adapt_epochs * length, "batch_size": config.batch_size, "train_images": len(train),
+                 "train_seconds": round(rec["result"].seconds, 1), "from_main_job": False, "lr": rec["lr"],
+                 "rank1": _eval_rank1(rec["result"].model, data, protocol, model_ref, preset_name, device)}
+        write_json(_layout_cache(data, protocol, model_ref, preset_name, f"{model}-n{n}-k{k}-s0-lr{rec['lr']:g}"),
+                   point)
+    chosen = {"lr": rec["lr"], "candidates": rec["candidates"], "selection": rec["selection"],
+              "train_seconds": rec["train_seconds"]}
+    write_json(path, chosen)
+    return chosen
+
+
+def train_layout_point(data: str, protocol: str | None, model_ref: str, preset_name: str, model: str, n: int, k: int,
+                       seed: int, lr: float, device: str) -> dict[str, Any]:
+    """Adapt the pretrained model on ``n`` paired identities x ``k`` images of the layout; eval rank-1 (cached)."""
+    from hfr_tutorial.artifacts import COMPARISON_RUNS
+    from hfr_tutorial.experiment import pretrained_train_config
+    from hfr_tutorial.pipeline import write_json
+    from hfr_tutorial.train import adapt_cross_spectral
+
+    path = _layout_cache(data, protocol, model_ref, preset_name, f"{model}-n{n}-k{k}-s{seed}-lr{lr:g}")
+    if path.is_file():
+        return json.loads(path.read_text())
+    preset, faceset, _, teacher, _ = _layout_world(data, protocol, model_ref, preset_name)
+    recipe = preset.pretrained
+    train_all = faceset.select(split="train")
+    subset = train_all.paired_subset(n, k, seed=seed)
+    n_all = len(np.unique(train_all.identities))
+    config = pretrained_train_config(preset, recipe, lr, n)
+    full = pretrained_train_config(preset, recipe, lr, n_all)
+    length = len(subset.pair_loader(config.batch_size, seed=seed, pairs_per_identity=config.adapt_pairs_per_identity,
+                                    drop_last=True))
+    full_length = len(train_all.pair_loader(full.batch_size, seed=0, pairs_per_identity=full.adapt_pairs_per_identity,
+                                            drop_last=True))
+    epochs = _steps(length, recipe.epochs * full_length)  # the step budget of the whole split
+    config = replace(config, adapt_epochs=epochs)
+    settings = replace(COMPARISON_RUNS[run_name(model)], lr=None, epochs=None)  # the recipe's rate and epochs
+    t0 = time.perf_counter()
+    result = adapt_cross_spectral(teacher, subset, config, settings, seed=seed, device=device, progress=False)
+    record = {"model": model, "n_identities": n, "pairs_per_identity": k, "seed": seed, "epochs": epochs,
+              "steps": epochs * length, "batch_size": config.batch_size, "train_images": len(subset),
+              "train_seconds": round(result.seconds, 1), "from_main_job": False, "lr": lr,
+              "rank1": _eval_rank1(result.model, data, protocol, model_ref, preset_name, device),
+              "wall_seconds": round(time.perf_counter() - t0, 1)}
     path.parent.mkdir(parents=True, exist_ok=True)
     write_json(path, record)
     return record
@@ -185,12 +355,15 @@ def _where(flat: dict[str, Any]) -> str:
 def markdown(record: dict[str, Any]) -> list[str]:
     """The README's table: mean rank-1 (lowest-highest over seeds) per point, model and protocol."""
     stats = record["summary"]["table"]
-    protos = ("vis->vis", "nir->vis", "thermal->vis")
-    names = {"vis->vis": "VIS", "nir->vis": "NIR", "thermal->vis": "thermal"}
+    protos = [p for p in record.get("protocols", ("vis->vis", "nir->vis", "thermal->vis"))
+              if any(s["protocol"] == p for s in stats)]
+    names = {p: {"vis->vis": "VIS", "nir->vis": "NIR"}.get(p, p.split("->")[0]) for p in protos}
     models = [m for m in MODELS if any(s["model"] == m for s in stats)]
+    budget = f"{record['adapt_steps']} steps for an adaptation" + (
+        f", {record['oracle_steps']} for the oracle" if "oracle" in models else "")
     lines = [f"Eval rank-1, mean over seeds {record['seeds']} (lowest to highest seed in brackets), preset "
-             f"`{record['preset']}`, every run at the recipe's step budget ({record['adapt_steps']} steps for an "
-             f"adaptation, {record['oracle_steps']} for the oracle). RGB baseline before adaptation: "
+             f"`{record['preset']}`, every run at the recipe's step budget ({budget}). "
+             f"{record.get('baseline_name', 'RGB baseline before adaptation')}: "
              + ", ".join(f"{names[p]} {record['baseline'][p]:.3f}" for p in protos) + ".", "",
              "| paired identities | pairs per identity | " + " | ".join(f"{m} {names[p]}" for m in models for p in protos)
              + " |", "|---:|---:|" + "---:|" * (len(models) * len(protos))]
@@ -206,8 +379,11 @@ def markdown(record: dict[str, Any]) -> list[str]:
     flat = record["summary"]["flattens"]
     lines += ["", "Where the identities curve flattens (the fewest paired identities whose mean gain over the "
               "baseline reaches 90 % of the gain with every identity): " + "; ".join(
-                  f"{m} NIR {_where(f['nir->vis'])}, thermal {_where(f['thermal->vis'])}"
+                  f"{m} " + ", ".join(f"{names[p]} {_where(f[p])}" for p in protos if p in f)
                   for m, f in flat.items()) + "."]
+    if isinstance(record.get("lr"), dict):
+        lines += ["", "Learning rates, chosen on dev with every training identity and kept for every point: "
+                  + ", ".join(f"{m} {lr:g}" for m, lr in record["lr"].items()) + "."]
     m = record["machine"]
     lines += ["", f"The {record['runs']} runs took {record['train_seconds_total'] / 60:.0f} min of training in all (each "
               f"run's own time, the main job's runs excepted; this run of the script {record['seconds']:.0f} s) on "
@@ -217,17 +393,39 @@ def markdown(record: dict[str, Any]) -> list[str]:
     return lines
 
 
+def _check_grid(identities: list[int], pairs: list[int], pairs_at: int, n_max: int, k_max: int, where: str) -> None:
+    """Refuse, before any training, a grid the data cannot give (SystemExit naming the range)."""
+    for name, values, high in (("--identities", identities + [pairs_at], n_max), ("--pairs", pairs, k_max)):
+        bad = [v for v in values if v < 1 or v > high]
+        if bad:
+            raise SystemExit(f"data_efficiency: {name} {bad} out of range; {where} has {n_max} paired training "
+                             f"identities and at most {k_max} images per modality, so give 1..{high}.")
+    if max(identities) != n_max:
+        raise SystemExit(f"data_efficiency: --identities must end at the whole split ({n_max}), the point "
+                         "every gain is measured against.")
+    if k_max not in pairs:
+        raise SystemExit(f"data_efficiency: --pairs must include every image ({k_max}).")
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--preset", default="fast")
+    parser.add_argument("--data", type=Path, default=None, metavar="LAYOUT",
+                        help="a standard layout (default: the embedded synthetic world of --preset)")
+    parser.add_argument("--protocol", default=None, help="one protocol of --data (default: its default.csv)")
+    parser.add_argument("--model", default="edgeface_xxs", metavar="VARIANT|CHECKPOINT",
+                        help="with --data: the pretrained starting model (default edgeface_xxs, its official weights)")
+    parser.add_argument("--lr", type=float, default=None,
+                        help="with --data: a fixed learning rate (default: chosen on dev per model, every identity)")
+    parser.add_argument("--device", choices=("auto", "cpu", "cuda", "mps"), default="auto")
     parser.add_argument("--seeds", type=int, nargs="+", default=None, help="default 0 1 2 (--quick: 0 1)")
     parser.add_argument("--identities", type=int, nargs="+", default=None)
     parser.add_argument("--pairs", type=int, nargs="+", default=None)
     parser.add_argument("--pairs-at", type=int, default=None)
     parser.add_argument("--models", nargs="+", default=None, choices=MODELS,
-                        help="default all three (--quick: method full)")
+                        help="default all three (--quick and --data: method full)")
     parser.add_argument("--workers", type=int, default=None, help="training processes side by side (default 2 on "
-                        "a CPU with 2 or more cores, HFR_BUILD_WORKERS if set)")
+                        "a CPU with 2 or more cores, HFR_BUILD_WORKERS if set; 1 on a GPU)")
     parser.add_argument("--quick", action="store_true", help="a small grid on the smoke preset (CI)")
     parser.add_argument("--out", type=Path, default=None)
     parser.add_argument("--figure", type=Path, default=None)
@@ -237,78 +435,120 @@ def main(argv: list[str] | None = None) -> int:
     import torch
 
     from hfr_tutorial.deploy import machine_description
+    from hfr_tutorial.experiment import ExperimentError, resolve_device
     from hfr_tutorial.parallel_build import default_workers, side_by_side
-    from hfr_tutorial.pipeline import evaluate_model
 
+    layout = args.data is not None
     if args.quick:
         args.preset = "smoke"
         args.seeds = args.seeds or [0, 1]
-        args.identities = args.identities or [8, 64]
-        args.pairs = args.pairs or [1, 3]
-        args.pairs_at = args.pairs_at or 8
+        if not layout:
+            args.identities = args.identities or [8, 64]
+            args.pairs = args.pairs or [1, 3]
+            args.pairs_at = args.pairs_at or 8
         args.models = args.models or ["method", "full"]
         args.out = args.out or ROOT / "runs" / "data_efficiency_quick"
     args.seeds = args.seeds or [0, 1, 2]
-    args.models = args.models or list(MODELS)
-    preset = get_preset(args.preset)
-    data = preset.data
-    identities = args.identities or [n for n in (10, 25, 50, 100, 200, 400) if n <= data.n_train_ids]
-    pairs = args.pairs or sorted({1, 2, data.images_per_modality})
-    pairs_at = args.pairs_at or min(50, data.n_train_ids)
-    out = args.out or ROOT / "docs" / "results" / "data_efficiency"
-    figure = args.figure or (out / "data_efficiency.png" if args.quick else ROOT / "docs" / "results" / "data_efficiency.png")
-    # bad input: refuse before any training
-    for name, values, high in (("--identities", identities + [pairs_at], data.n_train_ids),
-                               ("--pairs", pairs, data.images_per_modality)):
-        bad = [v for v in values if v < 1 or v > high]
-        if bad:
-            raise SystemExit(f"data_efficiency: {name} {bad} out of range; the preset {preset.name!r} has "
-                             f"{data.n_train_ids} training identities and {data.images_per_modality} images per "
-                             f"modality, so give 1..{high}.")
-    if max(identities) != data.n_train_ids:
-        raise SystemExit(f"data_efficiency: --identities must end at the whole split ({data.n_train_ids}), the point "
-                         "every gain is measured against.")
-    if data.images_per_modality not in pairs:
-        raise SystemExit(f"data_efficiency: --pairs must include every image ({data.images_per_modality}).")
-    workers = default_workers() if args.workers is None else args.workers
+    args.models = args.models or (["method", "full"] if layout else list(MODELS))
+    if args.lr is not None and not (np.isfinite(args.lr) and args.lr > 0):
+        raise SystemExit(f"data_efficiency: --lr {args.lr}: a learning rate must be a finite number > 0.")
+    if not layout and (args.protocol or args.lr is not None or args.model != "edgeface_xxs"):
+        raise SystemExit("data_efficiency: --protocol, --lr and --model need --data (the embedded world adapts its "
+                         "own RGB baseline, with the rates chosen on dev by the main job).")
+    try:
+        device = str(resolve_device(None if args.device == "auto" else args.device))
+        if layout:
+            if "oracle" in args.models:
+                raise SystemExit("data_efficiency: --models oracle trains from scratch on the embedded world only; "
+                                 "with --data compare method and full (the pretrained model is the start).")
+            data_arg = str(args.data.resolve())
+            if not args.data.is_dir():
+                raise SystemExit(f"data_efficiency: --data {args.data} is not a folder; give a standard layout "
+                                 "(data_scripts/ write one).")
+            world = (data_arg, args.protocol, args.model, args.preset)
+            preset, faceset, start, teacher, protocols = _layout_world(*world)
+            n_max, k_max = limits(faceset.select(split="train"))
+            where = f"the layout {args.data} (protocol {args.protocol or 'default'})"
+            name = f"{faceset.name}-{args.protocol or 'default'}".replace("/", "-")
+            default_out = ROOT / "runs" / "data_efficiency" / name
+        else:
+            preset, faceset, baseline = _world(args.preset)
+            protocols = ["vis->vis", "nir->vis", "thermal->vis"]
+            n_max, k_max = preset.data.n_train_ids, preset.data.images_per_modality
+            where = f"the preset {preset.name!r}"
+            default_out = ROOT / "docs" / "results" / "data_efficiency"
+    except (ExperimentError, ValueError, FileNotFoundError) as err:
+        raise SystemExit(f"data_efficiency: {err}") from None
+    identities = args.identities or [n for n in (10, 25, 50, 100, 200, 400) if n < n_max] + [n_max]
+    pairs = args.pairs or sorted({1, 2, k_max} & set(range(1, k_max + 1)))
+    pairs_at = args.pairs_at or min(50, n_max)
+    out = args.out or default_out
+    figure = args.figure or (ROOT / "docs" / "results" / "data_efficiency.png" if out == default_out and not layout
+                             else out / "data_efficiency.png")
+    _check_grid(identities, pairs, pairs_at, n_max, k_max, where)  # bad input: refused before any training
+    workers = (1 if device != "cpu" else default_workers()) if args.workers is None else args.workers
     if workers < 1:
         raise SystemExit("data_efficiency: --workers must be >= 1.")
-    points = grid(identities, pairs, pairs_at, data.images_per_modality)
-    calls = sorted({(preset.name, m, n, k, s) for s in args.seeds for m in args.models for _, n, k in points},
-                   key=lambda c: (c[1] != "oracle", -c[2], c[4]))  # the long ones first
+    points = grid(identities, pairs, pairs_at, k_max)
+    start_time = time.perf_counter()
+    lr_choice: dict[str, Any] = {}
+    if layout:
+        for m in args.models:  # the rate chosen on dev with every identity, before the curve (cached)
+            try:
+                lr_choice[m] = ({"lr": args.lr, "selection": "learning rate given (--lr)"} if args.lr is not None
+                                else choose_lr(*world, m, device))
+            except ExperimentError as err:
+                raise SystemExit(f"data_efficiency: {err}") from None
+        calls = sorted({(*world, m, n, k, s, lr_choice[m]["lr"], device) for s in args.seeds for m in args.models
+                        for _, n, k in points}, key=lambda c: (-c[5], c[7]))
+        fn: Any = train_layout_point
+        key_of = (lambda c: c[4:8])
+    else:
+        calls = sorted({(preset.name, m, n, k, s) for s in args.seeds for m in args.models for _, n, k in points},
+                       key=lambda c: (c[1] != "oracle", -c[2], c[4]))  # the long ones first
+        fn, key_of = train_point, (lambda c: c[1:5])
     print(f"[data efficiency] {len(calls)} models on {workers} process(es): {len(points)} points x "
           f"{len(args.models)} models x {len(args.seeds)} seeds (cached points load)")
-    start = time.perf_counter()
-    _, faceset, baseline = _world(preset.name)  # the data and the baseline exist before any worker starts
     from tqdm.auto import tqdm
 
     results: dict[tuple, dict] = {}
-    if workers > 1:
-        iterator = side_by_side(train_point, calls, workers, threads=1)
-    else:
-        iterator = (train_point(*c) for c in calls)
+    iterator = side_by_side(fn, calls, workers, threads=1) if workers > 1 else (fn(*c) for c in calls)
     for call, result in zip(calls, tqdm(iterator, total=len(calls), desc="data efficiency", mininterval=5)):
-        results[call[1:]] = result
+        results[key_of(call)] = result
     flat_points = [{**results[(m, n, k, s)], "axis": axis} for axis, n, k in points for m in args.models
                    for s in args.seeds]
-    _, base = evaluate_model(baseline.model, faceset.select(split="eval"), preset.eval_batch_size)
-    baseline_r1 = {p: r["rank1"] for p, r in base.items()}
+    if layout:
+        baseline_r1 = _eval_rank1(teacher, *world, device)
+        baseline_name = f"{start.variant} before adaptation"
+        source = {"kind": "layout", "root": data_arg, "name": faceset.name, "protocol": args.protocol or "default",
+                  "starting_model": start.describe(), "protocols": protocols}
+    else:
+        from hfr_tutorial.pipeline import evaluate_model
+
+        _, base = evaluate_model(baseline.model, faceset.select(split="eval"), preset.eval_batch_size)
+        baseline_r1 = {p: r["rank1"] for p, r in base.items()}
+        baseline_name = "RGB baseline before adaptation"
+        source = {"kind": "embedded", "name": f"synthetic-{preset.name}"}
     adapt_steps = next((p["steps"] for p in flat_points if p["model"] != "oracle"
-                        and p["n_identities"] == data.n_train_ids and p["pairs_per_identity"] == data.images_per_modality), None)
+                        and p["n_identities"] == n_max and p["pairs_per_identity"] == k_max), None)
     oracle_steps = next((p["steps"] for p in flat_points if p["model"] == "oracle"
-                         and p["n_identities"] == data.n_train_ids and p["pairs_per_identity"] == data.images_per_modality), None)
-    record = {"preset": preset.name, "seeds": args.seeds, "models": args.models, "identities": identities,
-              "pairs": pairs, "pairs_at": pairs_at, "workers": workers, "baseline": baseline_r1,
+                         and p["n_identities"] == n_max and p["pairs_per_identity"] == k_max), None)
+    record = {"preset": preset.name, "data": source, "seeds": args.seeds, "models": args.models,
+              "identities": identities, "pairs": pairs, "pairs_at": pairs_at, "workers": workers,
+              "baseline": baseline_r1, "baseline_name": baseline_name, "protocols": protocols,
               "adapt_steps": adapt_steps, "oracle_steps": oracle_steps if "oracle" in args.models else "-",
-              "points": flat_points, "machine": {**machine_description(threads=1 if workers > 1 else torch.get_num_threads()),
-                          "device": "cpu"},
+              "lr": {m: c["lr"] for m, c in lr_choice.items()} or "chosen on dev by the main job (the preset's recipe)",
+              "lr_selection": lr_choice or None, "points": flat_points,
+              "machine": {**machine_description(threads=1 if workers > 1 else torch.get_num_threads()),
+                          "device": device},
               "runs": len(results),
               "train_seconds_total": round(sum(r["train_seconds"] for r in results.values() if not r["from_main_job"]), 1)}
     record["summary"] = summarise(flat_points, baseline_r1)
-    record["seconds"] = round(time.perf_counter() - start, 1)
+    record["seconds"] = round(time.perf_counter() - start_time, 1)
     out.mkdir(parents=True, exist_ok=True)
     (out / "data_efficiency.json").write_text(json.dumps(record, indent=1, default=float) + "\n")
-    lines = [f"# How much paired data (`benchmarks/data_efficiency.py`, preset `{preset.name}`)", "", *markdown(record)]
+    title = f"preset `{preset.name}`" + (f", layout `{faceset.name}`, {start.variant}" if layout else "")
+    lines = [f"# How much paired data (`benchmarks/data_efficiency.py`, {title})", "", *markdown(record)]
     (out / "data_efficiency.md").write_text("\n".join(lines) + "\n")
     from hfr_tutorial.plots import plot_data_efficiency
 

@@ -205,7 +205,8 @@ def protocol_figures(embeddings: np.ndarray, faceset: Any, protocols: Sequence[s
     return out
 
 
-def _dev_summary(embeddings: np.ndarray, dev: Any) -> tuple[dict[str, dict[str, float]], dict[str, Any]]:
+def dev_summary(embeddings: np.ndarray, dev: Any) -> tuple[dict[str, dict[str, float]], dict[str, Any]]:
+    """Rank-1 and AUC per protocol of ``dev`` (``{"nir->vis": {"rank1": .., "auc": ..}}``) and the scored protocols."""
     from .evaluate import available_protocols, protocol_metrics, score_protocols
 
     protocols = available_protocols(dev.identities, dev.modalities, dev.roles)
@@ -218,7 +219,10 @@ def _dev_summary(embeddings: np.ndarray, dev: Any) -> tuple[dict[str, dict[str, 
 # ------------------------------------------------------------------------------------------------
 # The experiment
 # ------------------------------------------------------------------------------------------------
-def _train_config(preset: Preset, recipe: PretrainedRecipe, lr: float, n_ids: int, num_workers: int | None) -> Any:
+def pretrained_train_config(preset: Preset, recipe: PretrainedRecipe, lr: float, n_ids: int,
+                            num_workers: int | None = None) -> Any:
+    """The preset's ``TrainConfig`` with the pretrained recipe applied: its epochs, ``lr``, lambda, pairs,
+    loss, and a batch of ``min(recipe.batch_size, n_ids)`` identities (a batch holds distinct identities)."""
     batch = min(recipe.batch_size, n_ids)
     changes: dict[str, Any] = dict(batch_size=batch, adapt_epochs=recipe.epochs, adapt_lr=lr,
                                    distill_weight=recipe.distill_weight,
@@ -228,10 +232,18 @@ def _train_config(preset: Preset, recipe: PretrainedRecipe, lr: float, n_ids: in
     return replace(preset.train, **changes)
 
 
-def _adapt_one(name: str, teacher: Any, faceset: Any, dev: Any, preset: Preset, recipe: PretrainedRecipe,
-               lrs: Sequence[float], dev_before: dict[str, dict[str, float]], *, seed: int, device: Any,
-               bf16: bool, num_workers: int | None, progress: bool, say: Any) -> dict[str, Any]:
-    """Train one comparison run at each candidate rate, keep the best on dev that passes the VIS guard."""
+def adapt_choosing_lr(name: str, teacher: Any, faceset: Any, dev: Any, preset: Preset, recipe: PretrainedRecipe,
+                      lrs: Sequence[float], dev_before: dict[str, dict[str, float]], *, seed: int, device: Any,
+                      bf16: bool = False, num_workers: int | None = None, progress: bool = False,
+                      say: Any = lambda *a, **k: None) -> dict[str, Any]:
+    """Train the comparison run ``name`` from ``teacher`` on ``faceset``'s train split at each rate of ``lrs``;
+    keep the best on ``dev`` that passes the VIS guard.
+
+    ``dev_before``: the unadapted model's dev figures (``{"vis->vis": {"auc": ...}}``), the guard's
+    reference.  Returns the record ``metrics.json`` holds per run: ``status`` ``"ok"`` with ``lr``,
+    ``candidates``, ``result`` (the chosen :class:`~hfr_tutorial.train.TrainResult`) and ``config``, or
+    ``"refused"`` with the ``reason`` when every rate lost too much dev VIS AUC.
+    """
     from .artifacts import COMPARISON_RUNS
     from .evaluate import embed
     from .train import adapt_cross_spectral
@@ -243,12 +255,12 @@ def _adapt_one(name: str, teacher: Any, faceset: Any, dev: Any, preset: Preset, 
     candidates = []
     best = None
     for lr in lrs:
-        config = _train_config(preset, recipe, lr, n_ids, num_workers)
+        config = pretrained_train_config(preset, recipe, lr, n_ids, num_workers)
         result = adapt_cross_spectral(teacher, train, config, replace(settings, lr=None, epochs=None), dev_set=dev,
                                       seed=seed, device=device, progress=progress, bf16=bf16)
         model = result.model.to(device)
         emb = embed(model, dev, batch_size=preset.eval_batch_size, progress=False)
-        figures, scored = _dev_summary(emb, dev)
+        figures, scored = dev_summary(emb, dev)
         vis_auc = figures.get("vis->vis", {}).get("auc")
         drop = None if base_vis is None or vis_auc is None else base_vis - vis_auc
         refused = drop is not None and drop > recipe.max_dev_vis_auc_drop
@@ -386,7 +398,7 @@ def run_experiment(*, data: str | Path | None = None, protocol: str | None = Non
         dev, evalset = faceset.select(split="dev"), faceset.select(split="eval")
         eval_protocols = protocols_of[fold]
         teacher_dev = embed(teacher.to(torch_device), dev, batch_size=preset.eval_batch_size, progress=False)
-        dev_before, dev_scored = _dev_summary(teacher_dev, dev)
+        dev_before, dev_scored = dev_summary(teacher_dev, dev)
         emb_before = embed(teacher, evalset, batch_size=preset.eval_batch_size, progress=progress)
         fold_rec: dict[str, Any] = {
             "protocols": eval_protocols, "dev_identities_held_out": carved,
@@ -401,8 +413,8 @@ def run_experiment(*, data: str | Path | None = None, protocol: str | None = Non
             if name == ORACLE_RUN:
                 rec = _oracle(faceset, preset, seed, torch_device, progress)
             else:
-                rec = _adapt_one(name, teacher, faceset, dev, preset, recipe, lrs, dev_before, seed=seed,
-                                 device=torch_device, bf16=bf16, num_workers=num_workers, progress=progress, say=say)
+                rec = adapt_choosing_lr(name, teacher, faceset, dev, preset, recipe, lrs, dev_before, seed=seed,
+                                        device=torch_device, bf16=bf16, num_workers=num_workers, progress=progress, say=say)
             if rec.get("status") != "ok":
                 say(f"      {name}: {rec['reason']}")
                 fold_rec["runs"][name] = rec

@@ -902,8 +902,8 @@ def plot_data_efficiency(record: Mapping[str, Any]) -> Figure:
     """Eval rank-1 against the amount of paired data: one row per axis, one column per protocol.
 
     ``record`` is ``benchmarks/data_efficiency.py``'s ``data_efficiency.json`` (``summary.table``:
-    mean, lowest and highest seed per model, axis, point and protocol; ``baseline``: the RGB
-    model before adaptation).  Row 1 varies the paired identities (log axis, every image of each),
+    mean, lowest and highest seed per model, axis, point and protocol; ``baseline``: the starting
+    model before adaptation, named by ``baseline_name``, default the RGB baseline).  Row 1 varies the paired identities (log axis, every image of each),
     row 2 the pairs per identity at ``pairs_at`` identities.  Each model is a line (the mean over
     seeds) with a band from its lowest to its highest seed; the dashed grey line is the RGB
     baseline, where every curve starts from (the oracle excepted: it trains from scratch).
@@ -933,7 +933,8 @@ def plot_data_efficiency(record: Mapping[str, Any]) -> Figure:
                         label=DATA_EFFICIENCY_MODELS[model])
             base = record.get("baseline", {}).get(proto)
             if base is not None:
-                ax.axhline(base, color="0.55", ls="--", lw=1, label="RGB baseline (before adaptation)")
+                ax.axhline(base, color="0.55", ls="--", lw=1,
+                           label=record.get("baseline_name", "RGB baseline before adaptation"))
             if axis == "identities":
                 ax.set_xscale("log")
             xs = sorted({s[key] for s in stats if s["axis"] == axis})

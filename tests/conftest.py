@@ -45,3 +45,17 @@ def one_thread():
     torch.set_num_threads(1)
     yield
     torch.set_num_threads(threads)
+
+
+@pytest.fixture(scope="session")
+def smoke_layout(tmp_path_factory) -> tuple[Path, Path]:
+    """The smoke preset's faces written as a standard layout, and a checkpoint file of a (random) EdgeFace-XXS:
+    the path of a user's own data and model, in seconds."""
+    from hfr_tutorial.artifacts import load_faceset
+    from hfr_tutorial.models import create_edgeface
+
+    root = tmp_path_factory.mktemp("layout") / "smoke"
+    load_faceset("smoke", seed=0, progress=False).write_layout(root)
+    ckpt = root.parent / "start.pt"
+    torch.save(create_edgeface("edgeface_xxs", seed=3).state_dict(), ckpt)
+    return root, ckpt

@@ -108,15 +108,6 @@ def test_resolve_folds_and_carve_dev(tmp_path):
 
 # ------------------------------------------------------------------ the experiment, end to end
 @pytest.fixture(scope="module")
-def smoke_layout(tmp_path_factory):
-    root = tmp_path_factory.mktemp("layout") / "smoke"
-    load_faceset("smoke", seed=0, progress=False).write_layout(root)
-    ckpt = root.parent / "start.pt"
-    torch.save(create_edgeface("edgeface_xxs", seed=3).state_dict(), ckpt)
-    return root, ckpt
-
-
-@pytest.fixture(scope="module")
 def smoke_run(smoke_layout, tmp_path_factory):
     root, ckpt = smoke_layout
     out = tmp_path_factory.mktemp("run") / "out"
