@@ -393,13 +393,26 @@ def markdown(record: dict[str, Any]) -> list[str]:
     return lines
 
 
+def default_identities(n_max: int) -> list[int]:
+    """The identities axis: 10, 25, 50, 100, 200, 400 below ``n_max``, then ``n_max``; for a set too small
+    for three of them, an eighth, a quarter and a half of ``n_max`` (at least 2, the fewest a batch can contrast)."""
+    points = [n for n in (10, 25, 50, 100, 200, 400) if n < n_max] + [n_max]
+    if len(points) < 4:
+        points = sorted({max(2, round(n_max * f)) for f in (0.125, 0.25, 0.5)} | {n_max})
+    return [n for n in points if n <= n_max]
+
+
 def _check_grid(identities: list[int], pairs: list[int], pairs_at: int, n_max: int, k_max: int, where: str) -> None:
     """Refuse, before any training, a grid the data cannot give (SystemExit naming the range)."""
-    for name, values, high in (("--identities", identities + [pairs_at], n_max), ("--pairs", pairs, k_max)):
-        bad = [v for v in values if v < 1 or v > high]
+    if n_max < 2:
+        raise SystemExit(f"data_efficiency: {where} has {n_max} paired training identities (VIS and every other "
+                         "modality); the contrastive loss needs at least 2. Give a layout with more.")
+    for name, values, low, high in (("--identities", identities + [pairs_at], 2, n_max), ("--pairs", pairs, 1, k_max)):
+        bad = [v for v in values if v < low or v > high]
         if bad:
             raise SystemExit(f"data_efficiency: {name} {bad} out of range; {where} has {n_max} paired training "
-                             f"identities and at most {k_max} images per modality, so give 1..{high}.")
+                             f"identities and at most {k_max} images per modality, so give {low}..{high} "
+                             "(2 identities at least: a batch contrasts one identity with another).")
     if max(identities) != n_max:
         raise SystemExit(f"data_efficiency: --identities must end at the whole split ({n_max}), the point "
                          "every gain is measured against.")
@@ -479,7 +492,7 @@ def main(argv: list[str] | None = None) -> int:
             default_out = ROOT / "docs" / "results" / "data_efficiency"
     except (ExperimentError, ValueError, FileNotFoundError) as err:
         raise SystemExit(f"data_efficiency: {err}") from None
-    identities = args.identities or [n for n in (10, 25, 50, 100, 200, 400) if n < n_max] + [n_max]
+    identities = args.identities or default_identities(n_max)
     pairs = args.pairs or sorted({1, 2, k_max} & set(range(1, k_max + 1)))
     pairs_at = args.pairs_at or min(50, n_max)
     out = args.out or default_out

@@ -225,3 +225,13 @@ def test_data_efficiency_with_the_real_weights_on_real_photos(assets, tmp_path):
     assert record["data"]["starting_model"]["variant"] == "edgeface_xxs"
     assert record["baseline"]["vis->vis"] > 0.9  # aligned real faces, real weights
     assert record["identities"][-1] == max(p["n_identities"] for p in record["points"]) >= 2
+
+
+def test_default_identities_axis_ends_at_the_whole_split_and_spreads_on_a_small_set():
+    sys.path.insert(0, str(ROOT / "benchmarks"))
+    from data_efficiency import default_identities
+
+    assert default_identities(400) == [10, 25, 50, 100, 200, 400]
+    assert default_identities(360) == [10, 25, 50, 100, 200, 360]  # a CASIA-sized training split
+    assert default_identities(11) == [2, 3, 6, 11]  # the real photos of HFR_ASSETS: a curve, not two points
+    assert default_identities(2) == [2]
