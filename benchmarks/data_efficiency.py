@@ -167,11 +167,12 @@ def run_name(model: str) -> str:
 
 @functools.lru_cache(maxsize=1)
 def _layout_world(data: str, protocol: str | None, model_ref: str, preset_name: str) -> tuple[Any, ...]:
-    """``(preset, faceset, start, teacher, protocols)`` of a layout, as the main job reads it.
+    """``(preset, faceset, start, teacher, protocols, held_out)`` of a layout, as the main job reads it.
 
     ``faceset`` has a dev split (carved from the training identities with the recipe's
     ``dev_fraction`` and seed 0 when the protocol has none); ``protocols`` are the eval protocols the
-    layout supports.  Raises ``ExperimentError`` (a clear message) for data or a model the method
+    layout supports; ``held_out`` names the identities carved as dev (empty when the protocol has a
+    dev split).  Raises ``ExperimentError`` (a clear message) for data or a model the method
     cannot run on, before any training.
     """
     from hfr_tutorial.config import get_preset
@@ -190,9 +191,10 @@ def _layout_world(data: str, protocol: str | None, model_ref: str, preset_name: 
     if faceset.image_size % 16:
         raise ExperimentError(f"{data}: images of {faceset.image_size} px; EdgeFace needs a side divisible by 16 "
                               "(112 for the official weights). Rewrite the layout with --size 112.")
+    held_out: list[str] = []
     if not np.any(faceset.splits == "dev"):
-        faceset, _ = carve_dev(faceset, preset.pretrained.dev_fraction, 0)
-    return preset, faceset, start, teacher, protocols
+        faceset, held_out = carve_dev(faceset, preset.pretrained.dev_fraction, 0)
+    return preset, faceset, start, teacher, protocols, held_out
 
 
 def limits(train: Any) -> tuple[int, int]:
@@ -208,7 +210,7 @@ def _layout_key(data: str, protocol: str | None, model_ref: str, preset_name: st
     """The preset and a digest of what a layout point depends on: the images and splits, the weights, the recipe."""
     from dataclasses import asdict
 
-    preset, faceset, start, _, _ = _layout_world(data, protocol, model_ref, preset_name)
+    preset, faceset, start, *_ = _layout_world(data, protocol, model_ref, preset_name)
     content = hashlib.sha1()
     for path, split, ident, mod in zip(faceset.paths, faceset.splits, faceset.identities, faceset.modalities):
         content.update(f"{path}|{split}|{ident}|{mod}\n".encode())
@@ -229,7 +231,7 @@ def _eval_rank1(model: Any, data: str, protocol: str | None, model_ref: str, pre
     from hfr_tutorial.evaluate import embed
     from hfr_tutorial.experiment import protocol_figures
 
-    preset, faceset, _, _, protocols = _layout_world(data, protocol, model_ref, preset_name)
+    preset, faceset, _, _, protocols, _ = _layout_world(data, protocol, model_ref, preset_name)
     evalset = faceset.select(split="eval")
     emb = embed(model.to(device), evalset, batch_size=preset.eval_batch_size, progress=False)
     return {p: float(r["rank1"]) for p, r in protocol_figures(emb, evalset, protocols).items()}
@@ -251,7 +253,7 @@ def choose_lr(data: str, protocol: str | None, model_ref: str, preset_name: str,
     path.parent.mkdir(parents=True, exist_ok=True)
     if path.is_file():
         return json.loads(path.read_text())
-    preset, faceset, _, teacher, _ = _layout_world(data, protocol, model_ref, preset_name)
+    preset, faceset, _, teacher, *_ = _layout_world(data, protocol, model_ref, preset_name)
     dev = faceset.select(split="dev")
     dev_before, _ = dev_summary(embed(teacher.to(device), dev, batch_size=preset.eval_batch_size, progress=False),
                                  dev)
@@ -290,7 +292,7 @@ def train_layout_point(data: str, protocol: str | None, model_ref: str, preset_n
     path = _layout_cache(data, protocol, model_ref, preset_name, f"{model}-n{n}-k{k}-s{seed}-lr{lr:g}")
     if path.is_file():
         return json.loads(path.read_text())
-    preset, faceset, _, teacher, _ = _layout_world(data, protocol, model_ref, preset_name)
+    preset, faceset, _, teacher, *_ = _layout_world(data, protocol, model_ref, preset_name)
     recipe = preset.pretrained
     train_all = faceset.select(split="train")
     subset = train_all.paired_subset(n, k, seed=seed)
@@ -479,9 +481,10 @@ def main(argv: list[str] | None = None) -> int:
                 raise SystemExit(f"data_efficiency: --data {args.data} is not a folder; give a standard layout "
                                  "(data_scripts/ write one).")
             world = (data_arg, args.protocol, args.model, args.preset)
-            preset, faceset, start, teacher, protocols = _layout_world(*world)
+            preset, faceset, start, teacher, protocols, held_out = _layout_world(*world)
             n_max, k_max = limits(faceset.select(split="train"))
-            where = f"the layout {args.data} (protocol {args.protocol or 'default'})"
+            where = f"the layout {args.data} (protocol {args.protocol or 'default'}" + (
+                f"; {len(held_out)} training identities held out as dev, as it has no dev split)" if held_out else ")")
             name = f"{faceset.name}-{args.protocol or 'default'}".replace("/", "-")
             default_out = ROOT / "runs" / "data_efficiency" / name
         else:
@@ -534,7 +537,7 @@ def main(argv: list[str] | None = None) -> int:
         baseline_r1 = _eval_rank1(teacher, *world, device)
         baseline_name = f"{start.variant} before adaptation"
         source = {"kind": "layout", "root": data_arg, "name": faceset.name, "protocol": args.protocol or "default",
-                  "starting_model": start.describe(), "protocols": protocols}
+                  "starting_model": start.describe(), "protocols": protocols, "dev_identities_held_out": held_out}
     else:
         from hfr_tutorial.pipeline import evaluate_model
 

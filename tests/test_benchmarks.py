@@ -235,3 +235,20 @@ def test_default_identities_axis_ends_at_the_whole_split_and_spreads_on_a_small_
     assert default_identities(360) == [10, 25, 50, 100, 200, 360]  # a CASIA-sized training split
     assert default_identities(11) == [2, 3, 6, 11]  # the real photos of HFR_ASSETS: a curve, not two points
     assert default_identities(2) == [2]
+
+
+def test_data_efficiency_carves_dev_from_a_layout_without_one_and_says_so(smoke_layout, tmp_path):
+    """A protocol with no dev split: the main job's rule holds out a fifth of the training identities as dev, so the
+    identities axis ends below the protocol's training identities; the refusal says why."""
+    import shutil
+
+    root, ckpt = smoke_layout
+    nodev = tmp_path / "nodev"
+    shutil.copytree(root, nodev)
+    csv = nodev / "protocols" / "default.csv"
+    csv.write_text("".join("train," + line[4:] if line.startswith("dev,") else line
+                           for line in csv.read_text().splitlines(keepends=True)))
+    result = _efficiency(tmp_path / "out", "--quick", "--data", str(nodev), "--model", str(ckpt),
+                         "--identities", "8", "80", "--pairs", "1", "3", timeout=120)
+    assert result.returncode != 0, result.stdout[-2000:]
+    assert "16 training identities held out as dev" in result.stderr and "give 2..64" in result.stderr, result.stderr
