@@ -255,8 +255,8 @@ def choose_lr(data: str, protocol: str | None, model_ref: str, preset_name: str,
         return json.loads(path.read_text())
     preset, faceset, _, teacher, *_ = _layout_world(data, protocol, model_ref, preset_name)
     dev = faceset.select(split="dev")
-    dev_before, _ = dev_summary(embed(teacher.to(device), dev, batch_size=preset.eval_batch_size, progress=False),
-                                 dev)
+    teacher_dev = embed(teacher.to(device), dev, batch_size=preset.eval_batch_size, progress=False)
+    dev_before, _ = dev_summary(teacher_dev, dev)  # the VIS guard's reference: the model before adaptation
     say = print if progress else (lambda *a, **k: None)
     say(f"[data efficiency] {model}: choosing the learning rate on dev from {list(preset.pretrained.lr_grid)}")
     rec = adapt_choosing_lr(run_name(model), teacher, faceset, dev, preset, preset.pretrained,
