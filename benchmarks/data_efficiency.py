@@ -428,7 +428,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--data", type=Path, default=None, metavar="LAYOUT",
                         help="a standard layout (default: the embedded synthetic world of --preset)")
     parser.add_argument("--protocol", default=None, help="one protocol of --data (default: its default.csv)")
-    parser.add_argument("--model", default="edgeface_xxs", metavar="VARIANT|CHECKPOINT",
+    parser.add_argument("--model", default=None, metavar="VARIANT|CHECKPOINT",
                         help="with --data: the pretrained starting model (default edgeface_xxs, its official weights)")
     parser.add_argument("--lr", type=float, default=None,
                         help="with --data: a fixed learning rate (default: chosen on dev per model, every identity)")
@@ -467,7 +467,7 @@ def main(argv: list[str] | None = None) -> int:
     args.models = args.models or (["method", "full"] if layout else list(MODELS))
     if args.lr is not None and not (np.isfinite(args.lr) and args.lr > 0):
         raise SystemExit(f"data_efficiency: --lr {args.lr}: a learning rate must be a finite number > 0.")
-    if not layout and (args.protocol or args.lr is not None or args.model != "edgeface_xxs"):
+    if not layout and (args.protocol or args.lr is not None or args.model is not None):
         raise SystemExit("data_efficiency: --protocol, --lr and --model need --data (the embedded world adapts its "
                          "own RGB baseline, with the rates chosen on dev by the main job).")
     try:
@@ -480,7 +480,7 @@ def main(argv: list[str] | None = None) -> int:
             if not args.data.is_dir():
                 raise SystemExit(f"data_efficiency: --data {args.data} is not a folder; give a standard layout "
                                  "(data_scripts/ write one).")
-            world = (data_arg, args.protocol, args.model, args.preset)
+            world = (data_arg, args.protocol, args.model or "edgeface_xxs", args.preset)
             preset, faceset, start, teacher, protocols, held_out = _layout_world(*world)
             n_max, k_max = limits(faceset.select(split="train"))
             where = f"the layout {args.data} (protocol {args.protocol or 'default'}" + (

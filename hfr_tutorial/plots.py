@@ -903,10 +903,11 @@ def plot_data_efficiency(record: Mapping[str, Any]) -> Figure:
 
     ``record`` is ``benchmarks/data_efficiency.py``'s ``data_efficiency.json`` (``summary.table``:
     mean, lowest and highest seed per model, axis, point and protocol; ``baseline``: the starting
-    model before adaptation, named by ``baseline_name``, default the RGB baseline).  Row 1 varies the paired identities (log axis, every image of each),
-    row 2 the pairs per identity at ``pairs_at`` identities.  Each model is a line (the mean over
-    seeds) with a band from its lowest to its highest seed; the dashed grey line is the RGB
-    baseline, where every curve starts from (the oracle excepted: it trains from scratch).
+    model before adaptation, named by ``baseline_name``, by default the RGB baseline).  Row 1 varies
+    the paired identities (log axis, every image of each), row 2 the pairs per identity at
+    ``pairs_at`` identities.  Each model is a line (the mean over seeds) with a band from its lowest
+    to its highest seed; the dashed grey line is the starting model, where every curve starts from
+    (the oracle excepted: it trains from scratch).
     """
     stats = list(record["summary"]["table"])
     if not stats:

@@ -14,6 +14,7 @@ from pathlib import Path
 
 import pytest
 
+from hfr_tutorial.config import get_preset
 from hfr_tutorial.tuning import POLICIES
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -183,12 +184,14 @@ def test_data_efficiency_on_a_layout_and_a_checkpoint(layout_efficiency, smoke_l
         assert p["steps"] == record["adapt_steps"] and p["lr"] == record["lr"][p["model"]]
         assert set(p["rank1"]) == set(record["protocols"]) == {"vis->vis", "nir->vis", "thermal->vis"}
     for model, choice in record["lr_selection"].items():
-        assert [c["lr"] for c in choice["candidates"]] == [1e-3] and choice["lr"] == record["lr"][model]
+        grid = list(get_preset("smoke").pretrained.lr_grid)  # every rate of the recipe was tried on dev
+        assert [c["lr"] for c in choice["candidates"]] == grid and choice["lr"] in grid
+        assert choice["lr"] == record["lr"][model]
     # the top point at seed 0 is the model the rate was chosen with; seed 1 trains in another order
     top = {p["seed"]: p["rank1"]["nir->vis"] for p in points if p["model"] == "method" and p["n_identities"] == 64}
     assert top[0] != top[1]
     cached = sorted(p.name for p in (out / "cache" / "smoke" / "data_efficiency").glob("layout-*/*.json"))
-    assert "lr-method.json" in cached and "method-n64-k3-s0-lr0.001.json" in cached
+    assert "lr-method.json" in cached and f"method-n64-k3-s0-lr{record['lr']['method']:g}.json" in cached
 
 
 def test_data_efficiency_on_a_layout_refuses_bad_input_before_training(smoke_layout, tmp_path):
@@ -198,7 +201,7 @@ def test_data_efficiency_on_a_layout_refuses_bad_input_before_training(smoke_lay
              (["--data", str(root), "--model", str(ckpt), "--identities", "8", "65"], "out of range"),
              (["--data", str(root), "--model", str(ckpt), "--lr", "-1"], "finite number > 0"),
              (["--data", str(root), "--model", str(tmp_path / "missing.pt")], "missing.pt"),
-             (["--lr", "0.001"], "need --data"))
+             (["--lr", "0.001"], "need --data"), (["--model", "edgeface_xxs"], "need --data"))
     for extra, words in cases:
         result = _efficiency(tmp_path, "--quick", *extra, timeout=120)
         assert result.returncode != 0 and words in result.stderr, (extra, result.stderr[-2000:])
