@@ -30,11 +30,11 @@ model before any training step:
 
 Why only the contrastive loss: at the pretrained point the student *is* the teacher, so the
 self-distillation term and its gradient are exactly zero; the criterion is the contrastive loss
-of :func:`hfr_tutorial.losses.make_contrastive_loss` (``infonce``, ``pairwise`` or both joined by
+of :func:`hfr_tutorial.losses.make_method_loss` (``infonce``, ``pairwise`` or both joined by
 ``+``).  Pairs come from :meth:`hfr_tutorial.data.faceset.FaceSet.pair_loader`, as in
 :func:`hfr_tutorial.train.adapt_cross_spectral` (every non-VIS modality paired with VIS, each
-identity at most once per batch, images un-augmented), and go through the same
-:func:`hfr_tutorial.models.edgeface.normalize`.  The model is scored on a copy in eval mode (no
+identity at most once per batch, images un-augmented), and go through the method's own training
+step (:class:`hfr_tutorial.train.step.AdaptationStep`).  The model is scored on a copy in eval mode (no
 dropout or drop-path; EdgeNeXt has no BatchNorm), so the same seed gives the same scores.
 
 What this does **not** touch: the eval identities.  A ``FaceSet`` given to :func:`group_scores`
@@ -57,9 +57,9 @@ import torch
 from torch import nn
 
 from .config import TrainConfig, get_device, seed_everything
-from .losses import PairwiseContrastiveLoss, make_contrastive_loss
-from .models.edgeface import normalize
-from .train import cross_modalities
+from .data.faceset import cross_modalities
+from .losses import MethodLoss, make_method_loss
+from .train.step import AdaptationStep
 from .tuning import LAYERNORM_GROUP, group_sizes, groups_policy, parameter_groups, policy_groups
 
 CRITERIA: tuple[str, ...] = ("fisher_per_param", "grad_norm_per_param", "fisher", "grad_norm")
@@ -120,24 +120,15 @@ def dev_pair_batches(dev_set: Any, *, n_batches: int = 4, batch_size: int = 32, 
 # ------------------------------------------------------------------------------------------------
 # Scores
 # ------------------------------------------------------------------------------------------------
-def _loss_terms(loss_fn: ContrastiveLoss | None, temperature: float, margin: float) -> list[nn.Module]:
+def _method_loss(loss_fn: ContrastiveLoss | None, temperature: float, margin: float) -> MethodLoss:
+    """The contrastive objective as a :class:`~hfr_tutorial.losses.MethodLoss` without distillation (the
+    criterion scores how the alignment term pulls on each group at the pretrained point)."""
     if loss_fn is None:
         loss_fn = TrainConfig.contrastive
     if isinstance(loss_fn, str):
-        return [make_contrastive_loss(part, temperature=temperature, margin=margin) for part in loss_fn.split("+")]
-    if isinstance(loss_fn, nn.Module):
-        return [loss_fn]
-    return list(loss_fn)
-
-
-def _contrastive(terms: Sequence[nn.Module], e_vis: torch.Tensor, e_other: torch.Tensor,
-                 labels: torch.Tensor) -> torch.Tensor:
-    """The sum of the terms, called as :func:`hfr_tutorial.train.adapt_cross_spectral` calls them."""
-    total = torch.zeros((), device=e_vis.device)
-    for term in terms:
-        value = term(e_vis, e_other, labels) if isinstance(term, PairwiseContrastiveLoss) else term(e_vis, e_other)
-        total = total + value
-    return total
+        return make_method_loss(loss_fn, temperature=temperature, margin=margin, distill_weight=0.0)
+    terms = [loss_fn] if isinstance(loss_fn, nn.Module) else list(loss_fn)
+    return MethodLoss({f"term{i}": term for i, term in enumerate(terms)})
 
 
 def _loss_name(loss_fn: ContrastiveLoss | None) -> str:
@@ -163,7 +154,7 @@ def group_scores(model: nn.Module, data: Any, loss_fn: ContrastiveLoss | None = 
             ``vis``, ``other`` in [0, 1] and ``label``); then ``n_batches``, ``batch_size`` and
             ``pairs_per_identity`` are not used and every batch given is.
         loss_fn: ``"infonce"``, ``"pairwise"`` or ``"pairwise+infonce"`` (built by
-            :func:`hfr_tutorial.losses.make_contrastive_loss` with ``temperature`` / ``margin``),
+            :func:`hfr_tutorial.losses.make_method_loss` with ``temperature`` / ``margin``, no distillation),
             a loss module, or a list of them (summed); default ``TrainConfig.contrastive``.
         seed: seeds torch, NumPy and the pair draw.
         device: where the gradients are computed (default: CUDA when present).
@@ -180,8 +171,8 @@ def group_scores(model: nn.Module, data: Any, loss_fn: ContrastiveLoss | None = 
     else:
         batches = data
     device = get_device(device)
-    terms = [t.to(device) for t in _loss_terms(loss_fn, temperature, margin)]
     scored = copy.deepcopy(model).to(device).eval()
+    step = AdaptationStep(scored, _method_loss(loss_fn, temperature, margin).to(device), device=device)
     named = dict(scored.named_parameters())
     for p in named.values():
         p.requires_grad_(True)
@@ -189,11 +180,7 @@ def group_scores(model: nn.Module, data: Any, loss_fn: ContrastiveLoss | None = 
     sq_sum = {n: torch.zeros_like(p, dtype=torch.float64) for n, p in named.items()}
     count, losses, sizes = 0, [], []
     for batch in batches:
-        vis = normalize(batch["vis"].to(device))
-        other = normalize(batch["other"].to(device))
-        labels = batch["label"].to(device)
-        emb = scored(torch.cat([vis, other])).float()
-        loss = _contrastive(terms, emb[: len(vis)], emb[len(vis):], labels)
+        loss = step(batch)["loss"]
         if not torch.isfinite(loss):
             raise FloatingPointError(f"group_scores: the contrastive loss is {loss.item()} on batch {count}; check the "
                                      "model's weights and the images (float in [0, 1]).")
@@ -206,7 +193,7 @@ def group_scores(model: nn.Module, data: Any, loss_fn: ContrastiveLoss | None = 
                 sq_sum[n] += g * g
         count += 1
         losses.append(float(loss.detach()))
-        sizes.append(len(vis))
+        sizes.append(len(batch["vis"]))
     if count == 0:
         raise ValueError("group_scores: no batch to measure gradients on; give a dev FaceSet or at least one batch.")
     sizes_s = group_sizes(scored)

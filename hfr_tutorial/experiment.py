@@ -146,7 +146,7 @@ def carve_dev(faceset: Any, fraction: float, seed: int) -> tuple[Any, list[str]]
 def check_faceset(faceset: Any, where: str) -> list[str]:
     """Refuse, before any training, a set the method cannot run on; returns its eval protocols."""
     from .evaluate import available_protocols
-    from .train import cross_modalities
+    from .data.faceset import cross_modalities
 
     problems = []
     for split in ("train", "eval"):
@@ -464,7 +464,8 @@ def resolve_device(device: str | None) -> Any:
 
 
 def _oracle(faceset: Any, preset: Preset, seed: int, device: Any, progress: bool) -> dict[str, Any]:
-    from .train import cross_modalities, train_recognizer
+    from .data.faceset import cross_modalities
+    from .train import train_recognizer
 
     train = faceset.select(split="train")
     mods = ("vis", *cross_modalities(train.modalities))

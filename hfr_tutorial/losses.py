@@ -11,10 +11,20 @@ Embeddings need not be normalised: each loss normalises where its formula uses c
   divided by a temperature), symmetrised over both directions.
 * :class:`SelfDistillationLoss` -- keeps the student's VIS embeddings where the frozen RGB
   teacher puts them (cosine distance or MSE), weighted by ``weight`` (lambda).
+* :class:`MethodLoss` -- the method's objective in one module: the contrastive term(s) plus the
+  distillation term, returning every term by name.  :func:`make_method_loss` builds it from the
+  names a run gives (``"infonce"``, ``"pairwise"``, ``"pairwise+infonce"``), the one place a loss is
+  assembled (the training step, the automatic layer selection and the benchmarks all call it).
+
+One signature for every contrastive loss: ``forward(vis, other, labels)`` with two ``(B, D)``
+batches and the identity of each row (``labels`` may be ``None`` for a loss that needs only the
+row pairing).  A batch of one pair has no negative: every contrastive loss refuses it.
 
 Taught in: ``notebooks/03_contrastive_alignment.ipynb`` and ``notebooks/04_self_distillation.ipynb``.
 """
 from __future__ import annotations
+
+from typing import Callable, Mapping
 
 import torch
 import torch.nn.functional as F
@@ -39,6 +49,14 @@ def _check_pair(a: torch.Tensor, b: torch.Tensor, what: str) -> None:
                          f"{tuple(a.shape)} and {tuple(b.shape)}")
 
 
+def _check_negatives(a: torch.Tensor, b: torch.Tensor, what: str) -> None:
+    """Refuse a batch of one pair: it holds no negative, so a contrastive loss would be 0 and teach nothing."""
+    if a.shape[0] < 2 or b.shape[0] < 2:
+        raise ValueError(f"{what}: a batch of {a.shape[0]} VIS and {b.shape[0]} other embeddings holds no negative "
+                         "pair, so the contrastive loss would be 0 (the run would be distillation only). Use a batch "
+                         "of at least 2 identities (--batch-size 2 or more).")
+
+
 class PairwiseContrastiveLoss(nn.Module):
     """xEdgeFace's cross-modal contrastive loss with a margin for negatives.
 
@@ -61,6 +79,7 @@ class PairwiseContrastiveLoss(nn.Module):
     def forward(self, vis: torch.Tensor, other: torch.Tensor, vis_labels: torch.Tensor,
                 other_labels: torch.Tensor | None = None) -> torch.Tensor:
         _check_pair(vis, other, "PairwiseContrastiveLoss")
+        _check_negatives(vis, other, "PairwiseContrastiveLoss")
         other_labels = vis_labels if other_labels is None else other_labels
         cos = F.normalize(vis, dim=1) @ F.normalize(other, dim=1).T
         same = (vis_labels[:, None] == other_labels[None, :]).to(cos.dtype)
@@ -92,8 +111,10 @@ class CrossModalInfoNCE(nn.Module):
         _reduce(torch.zeros(1), reduction)
         self.temperature, self.symmetric, self.reduction = temperature, symmetric, reduction
 
-    def forward(self, vis: torch.Tensor, other: torch.Tensor) -> torch.Tensor:
+    def forward(self, vis: torch.Tensor, other: torch.Tensor, labels: torch.Tensor | None = None) -> torch.Tensor:
+        """``labels`` is accepted for the common signature and not read: row ``i`` of each batch is the pair."""
         _check_pair(vis, other, "CrossModalInfoNCE")
+        _check_negatives(vis, other, "CrossModalInfoNCE")
         if vis.shape[0] != other.shape[0]:
             raise ValueError(f"CrossModalInfoNCE needs paired rows, got {vis.shape[0]} VIS and {other.shape[0]} other")
         logits = F.normalize(other, dim=1) @ F.normalize(vis, dim=1).T / self.temperature
@@ -131,10 +152,59 @@ class SelfDistillationLoss(nn.Module):
         return self.weight * _reduce(per_row, self.reduction)
 
 
+CONTRASTIVE_LOSSES: dict[str, Callable[[float, float], nn.Module]] = {
+    "infonce": lambda temperature, margin: CrossModalInfoNCE(temperature=temperature),
+    "pairwise": lambda temperature, margin: PairwiseContrastiveLoss(margin=margin),
+}
+"""The contrastive losses a run may name, each built from (temperature, margin): add one here to compare it."""
+
+
 def make_contrastive_loss(name: str, *, temperature: float = 0.07, margin: float = 0.5) -> nn.Module:
-    """The contrastive loss named in a config: ``"infonce"`` or ``"pairwise"``."""
-    if name == "infonce":
-        return CrossModalInfoNCE(temperature=temperature)
-    if name == "pairwise":
-        return PairwiseContrastiveLoss(margin=margin)
-    raise ValueError(f"Unknown contrastive loss {name!r}; choose 'infonce' or 'pairwise'.")
+    """The contrastive loss named in a config (a key of :data:`CONTRASTIVE_LOSSES`)."""
+    if name not in CONTRASTIVE_LOSSES:
+        raise ValueError(f"Unknown contrastive loss {name!r}; choose one of {sorted(CONTRASTIVE_LOSSES)} (or several "
+                         "joined by '+').")
+    return CONTRASTIVE_LOSSES[name](temperature, margin)
+
+
+class MethodLoss(nn.Module):
+    """The method's objective: the sum of the contrastive terms plus the self-distillation term.
+
+    ``forward(vis, other, labels, teacher_vis)`` takes the student's VIS and NIR/thermal embeddings
+    of a batch of pairs, the identity of each pair and the frozen teacher's embeddings of the same
+    VIS images (needed only when ``distill`` is set), and returns every term by name plus
+    ``"loss"``, their sum (what the optimiser minimises; the other entries are logged).  The
+    distillation term carries its own weight (lambda).  Taught in ``notebooks/04_self_distillation.ipynb``.
+    """
+
+    def __init__(self, contrastive: Mapping[str, nn.Module], distill: SelfDistillationLoss | None = None):
+        super().__init__()
+        if not contrastive:
+            raise ValueError("MethodLoss needs at least one contrastive term (e.g. {'infonce': CrossModalInfoNCE()}).")
+        self.contrastive = nn.ModuleDict(dict(contrastive))
+        self.distill = distill
+
+    def forward(self, vis: torch.Tensor, other: torch.Tensor, labels: torch.Tensor | None,
+                teacher_vis: torch.Tensor | None = None) -> dict[str, torch.Tensor]:
+        out: dict[str, torch.Tensor] = {}
+        total = torch.zeros((), device=vis.device)
+        for name, loss_fn in self.contrastive.items():
+            out[name] = loss_fn(vis, other, labels)
+            total = total + out[name]
+        if self.distill is not None:
+            if teacher_vis is None:
+                raise ValueError("MethodLoss with self-distillation needs teacher_vis, the frozen teacher's embeddings "
+                                 "of the batch's VIS images.")
+            out["distill"] = self.distill(vis, teacher_vis)
+            total = total + out["distill"]
+        out["loss"] = total
+        return out
+
+
+def make_method_loss(contrastive: str, *, temperature: float = 0.07, margin: float = 0.5,
+                     distill_weight: float = 0.0, distill_kind: str = "cosine") -> MethodLoss:
+    """The :class:`MethodLoss` of a run: ``contrastive`` names one loss or several joined by ``+``
+    (``"pairwise+infonce"``); ``distill_weight`` 0 leaves distillation out."""
+    terms = {part: make_contrastive_loss(part, temperature=temperature, margin=margin) for part in contrastive.split("+")}
+    distill = SelfDistillationLoss(weight=distill_weight, kind=distill_kind) if distill_weight > 0 else None
+    return MethodLoss(terms, distill)

@@ -96,7 +96,7 @@ def test_checkpoint_of_another_configuration_is_not_resumed(tiny_faceset, tmp_pa
 
 
 def test_nan_loss_stops_with_the_step_and_cause(tiny_faceset, monkeypatch):
-    monkeypatch.setattr(train_module, "normalize", lambda x: x * float("nan"))
+    monkeypatch.setattr(train_module.step, "normalize", lambda x: x * float("nan"))
     with pytest.raises(TrainingDiverged, match=r"epoch 0, step 0.*learning rate"):
         train_recognizer(tiny_faceset.select(split="train"), TINY.train, progress=False)
 
@@ -157,7 +157,7 @@ def test_teacher_targets_are_the_teachers_embeddings_of_each_batch(tiny_faceset,
 
     data = tiny_faceset.select(split="train")
     teacher = tiny_baseline.model.eval()
-    table = train_module.teacher_embeddings(teacher, data, batch_size=7)
+    table = train_module.adapt.teacher_embeddings(teacher, data, batch_size=7)
     assert table.shape == (len(data), 512)
     assert torch.count_nonzero(table[torch.from_numpy(data.modalities != "vis")]) == 0
     batch = next(iter(data.pair_loader(8, seed=1, pairs_per_identity=2)))
@@ -172,8 +172,8 @@ def test_adaptation_with_and_without_vis_augmentation(tiny_faceset, tiny_baselin
     """Both settings train; only the un-augmented one can use the precomputed teacher targets."""
     data = tiny_faceset.select(split="train")
     calls = []
-    original = train_module.teacher_embeddings
-    monkeypatch.setattr(train_module, "teacher_embeddings", lambda *a, **k: calls.append(1) or original(*a, **k))
+    original = train_module.adapt.teacher_embeddings
+    monkeypatch.setattr(train_module.adapt, "teacher_embeddings", lambda *a, **k: calls.append(1) or original(*a, **k))
     for augment in (False, True):
         config = TINY.replace(train__adapt_augment_vis=augment, train__adapt_epochs=1).train
         result = adapt_cross_spectral(tiny_baseline.model, data, config, progress=False)

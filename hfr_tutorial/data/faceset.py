@@ -37,6 +37,13 @@ KNOWN_MODALITIES: tuple[str, ...] = ("vis", "nir", "thermal", "swir", "sketch", 
 """Modalities the standard layout and ``FaceSet`` accept (lower-case words)."""
 
 
+def cross_modalities(modalities: Sequence[str] | np.ndarray) -> tuple[str, ...]:
+    """The modalities other than VIS present in ``modalities``, in :data:`KNOWN_MODALITIES` order
+    (what the method pairs with VIS: ``nir`` and ``thermal`` on the embedded data, ``nir`` on CASIA)."""
+    present = set(np.asarray(modalities).astype(str).tolist())
+    return tuple(m for m in KNOWN_MODALITIES if m != "vis" and m in present)
+
+
 def _as_tuple(value: str | Sequence[str] | None, what: str, allowed: Sequence[str]) -> tuple[str, ...] | None:
     if value is None:
         return None
