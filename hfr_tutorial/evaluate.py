@@ -242,13 +242,13 @@ def roc(scores: Any, same: Any) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     return far, tar, thresholds
 
 
-def _tar_at_far(far: np.ndarray, tar: np.ndarray, thr: np.ndarray, target: float) -> tuple[float, float]:
+def tar_at_far_from_roc(far: np.ndarray, tar: np.ndarray, thr: np.ndarray, target: float) -> tuple[float, float]:
     """Highest TAR whose FAR does not exceed ``target`` (no interpolation), and its threshold."""
     i = int(np.searchsorted(far, target, side="right")) - 1  # last point with far <= target
     return float(tar[i]), float(thr[i])
 
 
-def _eer(far: np.ndarray, tar: np.ndarray, thr: np.ndarray) -> tuple[float, float]:
+def eer_from_roc(far: np.ndarray, tar: np.ndarray, thr: np.ndarray) -> tuple[float, float]:
     """Equal error rate: where FAR and FRR cross, linearly interpolated between ROC points."""
     frr = 1.0 - tar
     diff = frr - far  # non-increasing along the curve: +1 at the start, -1 at the end
@@ -275,10 +275,10 @@ def verification_metrics(scores: Any, same: Any, fars: Sequence[float] = FARS) -
 
     far, tar, thr = roc(scores, same)
     out: dict[str, float] = {"auc": float(auc(far, tar))}
-    out["eer"], out["eer_threshold"] = _eer(far, tar, thr)
+    out["eer"], out["eer_threshold"] = eer_from_roc(far, tar, thr)
     for target in fars:
         key = far_key(target)
-        out[key], out[key.replace("tar_at", "threshold_at")] = _tar_at_far(far, tar, thr, target)
+        out[key], out[key.replace("tar_at", "threshold_at")] = tar_at_far_from_roc(far, tar, thr, target)
     return out
 
 
@@ -290,7 +290,7 @@ def threshold_at_far(dev_scores: Any, dev_same: Any, far: float) -> float:
     """
     if not 0.0 <= far <= 1.0:
         raise ValueError(f"far must be a rate in [0, 1], got {far}.")
-    return _tar_at_far(*roc(dev_scores, dev_same), far)[1]
+    return tar_at_far_from_roc(*roc(dev_scores, dev_same), far)[1]
 
 
 def apply_threshold(eval_scores: Any, eval_same: Any, threshold: float) -> dict[str, float]:

@@ -3,7 +3,8 @@ import numpy as np
 import pytest
 
 from hfr_tutorial.evaluate import evaluate_protocols, score_protocols, verification_metrics
-from hfr_tutorial.uncertainty import (bootstrap_intervals, bootstrap_protocols, eer_from_histograms,
+from hfr_tutorial.metrics import bootstrap_intervals, bootstrap_protocols
+from hfr_tutorial.uncertainty import (eer_from_histograms,
                                       percentile_interval, tar_from_histograms)
 
 

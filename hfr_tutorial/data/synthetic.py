@@ -105,6 +105,12 @@ _NIR_BG = 0.3  # NIR background reflectance range (walls the illuminator reaches
 _NIR_REGIONS = {"sclera": 0.8, "lips": 0.85}  # NIR: reflectance of the sclera; lips relative to skin
 _NIR_NOISE = 0.015  # NIR sensor noise (fraction of full scale) at noise=1
 
+GENERATOR_VERSION = 1
+"""Bump when a change of this module changes the images it renders: the version (with the
+generator's settings) keys the cached data and every model trained on it.  A test renders a small
+fixed set and compares it with ``tests/data/generator_reference.npz``: it fails when the output
+changes while this number stays the same."""
+
 
 @dataclass(frozen=True)
 class SyntheticConfig:
