@@ -1,7 +1,8 @@
 """Command line of hfr-tutorial (``hfr-tutorial <command>`` or ``python -m hfr_tutorial <command>``).
 
-``run`` with no data or model options is the tutorial's main job on the embedded synthetic data;
-with ``--data`` and/or ``--model`` it adapts a pretrained EdgeFace (:mod:`hfr_tutorial.experiment`).
+``run`` runs one experiment (:func:`hfr_tutorial.experiment.run`): with no data or model options the
+tutorial's main job on the embedded synthetic data and the stand-in; with ``--data`` and/or
+``--model`` a pretrained EdgeFace on a layout (or on the embedded data), through the same code.
 """
 from __future__ import annotations
 
@@ -27,46 +28,21 @@ def _presets() -> list[str]:
 
 
 def _run_names() -> list[str]:
-    from .artifacts import COMPARISON_RUNS, ORACLE_RUN
+    from .runs import RUNS
 
-    return [*COMPARISON_RUNS, ORACLE_RUN]
+    return list(RUNS)
 
 
 def _cmd_run(args: argparse.Namespace) -> int:
-    from .config import get_preset
+    from .experiment import experiment_from_args, run
 
-    preset = get_preset(args.preset)
-    pretrained = args.data is not None or (args.model is not None and args.model != "baseline")
-    if args.data is not None and args.model == "baseline":
-        raise ValueError("--model baseline is the RGB model trained here on the embedded synthetic data; with --data "
-                         "give a pretrained model instead (--model edgeface_xxs, or a checkpoint path).")
-    out = args.out if args.out is not None else Path("runs") / (("real-" if pretrained else "") + preset.name)
-    if pretrained:
-        from .experiment import run_experiment
-
-        run_experiment(data=args.data, protocol=args.protocol, model=args.model or "edgeface_xxs",
-                       variant=args.variant, runs=args.runs, preset=preset, out=out, seed=args.seed,
-                       device=args.device, epochs=args.epochs, batch_size=args.batch_size, lr=args.lr,
-                       num_workers=args.num_workers, bf16=args.bf16, progress=not args.quiet,
-                       overwrite=args.overwrite)
-        return 0
-    if args.build_workers is not None and args.build_workers < 1:
-        raise ValueError(f"--build-workers {args.build_workers}: give a whole number >= 1 (1 trains the models one "
-                         "after another in this process).")
-    for flag, value in (("--protocol", args.protocol), ("--variant", args.variant), ("--lr", args.lr)):
-        if value is not None:
-            raise ValueError(f"{flag} applies to a pretrained starting model; add --model edgeface_xxs (and --data).")
-    changes = {}
-    if args.epochs is not None:
-        changes["train__adapt_epochs"] = args.epochs
-    if args.batch_size is not None:
-        changes["train__batch_size"] = args.batch_size
-    if args.num_workers is not None:
-        changes["train__num_workers"] = args.num_workers
-    from .pipeline import run_pipeline
-
-    run_pipeline(preset.replace(**changes) if changes else preset, out=out, seed=args.seed, runs=args.runs,
-                 progress=not args.quiet, device=args.device, overwrite=args.overwrite, workers=args.build_workers)
+    experiment = experiment_from_args(data=args.data, protocol=args.protocol, model=args.model, variant=args.variant,
+                                      runs=args.runs, preset=args.preset, seed=args.seed, lr=args.lr,
+                                      epochs=args.epochs, batch_size=args.batch_size, bf16=args.bf16)
+    out = args.out if args.out is not None else Path("runs") / (
+        ("real-" if args.data is not None or args.model not in (None, "baseline") else "") + experiment.preset.name)
+    run(experiment, out, device=args.device, workers=args.build_workers, num_workers=args.num_workers,
+        progress=not args.quiet, overwrite=args.overwrite)
     return 0
 
 
@@ -127,24 +103,28 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--variant", default=None, help="the EdgeFace variant of a --model checkpoint file (default: "
                                                      "guessed from its keys)")
     run.add_argument("--runs", nargs="+", default=None, choices=_run_names(), metavar="RUN",
-                     help="comparison runs to include (default: all; with a pretrained model all but joint/oracle). "
+                     help="runs to include (default: all; with a pretrained model all but joint/oracle). "
                           f"Choices: {', '.join(_run_names())}")
     run.add_argument("--device", choices=("auto", "cpu", "cuda", "mps"), default="auto",
                      help="where training and evaluation run (default auto: CUDA when present)")
     run.add_argument("--out", type=Path, default=None,
                      help="output folder (default runs/<preset>, or runs/real-<preset> with a pretrained model)")
     run.add_argument("--seed", type=int, default=0, help="seed of data, splits and training (default 0)")
-    run.add_argument("--epochs", type=int, default=None, help="adaptation epochs (default: the preset's)")
-    run.add_argument("--batch-size", type=int, default=None, help="identities per batch (default: the preset's)")
+    run.add_argument("--epochs", type=int, default=None,
+                     help="adaptation epochs (default: the starting model's recipe in the preset)")
+    run.add_argument("--batch-size", type=int, default=None,
+                     help="identities per adaptation batch, at least 2 (default: the starting model's recipe)")
     run.add_argument("--lr", type=float, default=None,
-                     help="fixed learning rate for a pretrained model (default: chosen on dev from the preset's grid)")
+                     help="one learning rate for every run (default: each run's rate chosen on dev: fixed for the "
+                          "stand-in, from the preset's grid for a pretrained model)")
     run.add_argument("--num-workers", type=int, default=None, help="data-loader worker processes (default: the preset's)")
     run.add_argument("--build-workers", type=int, default=None, metavar="N",
                      help="on a CPU, train missing models N at a time in separate processes, one thread each "
                           "(default: HFR_BUILD_WORKERS, else 2 on 2 or more cores; 1 trains them one after another)")
-    run.add_argument("--bf16", action="store_true", help="bfloat16 autocast for the student's forward pass (CUDA)")
+    run.add_argument("--bf16", action="store_true",
+                     help="bfloat16 autocast for the student's forward pass (CUDA only; refused on a CPU)")
     run.add_argument("--overwrite", action="store_true",
-                     help="replace earlier results in --out that this run would otherwise keep or refuse to drop")
+                     help="replace the result of another experiment in --out (refused without it)")
     run.add_argument("--quiet", action="store_true", help="no progress output")
     run.set_defaults(func=_cmd_run)
     data = sub.add_parser("data", help="write the embedded synthetic faces in the standard layout",
@@ -173,13 +153,18 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
         return args.func(args)
-    except (ValueError, FileNotFoundError, KeyError, ImportError) as exc:
+    except KeyboardInterrupt:
+        print(f"hfr-tutorial {args.command}: interrupted. Models already trained stay in the cache (HFR_CACHE) and a "
+              "model interrupted mid-training resumes from its last epoch: run the same command again. --out was "
+              "left as it was before this run.", file=sys.stderr)
+        return 130
+    except (ValueError, FileNotFoundError, KeyError, ImportError, FloatingPointError) as exc:
         print(f"hfr-tutorial {args.command}: error: {exc}", file=sys.stderr)
         return 2
     except OSError as exc:
         where = f" ({exc.filename})" if getattr(exc, "filename", None) else ""
-        print(f"hfr-tutorial {args.command}: error: {exc.strerror or exc}{where}. Check that the path exists and that "
-              "you may read and write it (--out, --data, HFR_CACHE).", file=sys.stderr)
+        print(f"hfr-tutorial {args.command}: error: {exc.strerror or exc}{where}. Check that the path exists, that "
+              "you may read and write it (--out, --data, HFR_CACHE) and that its disk has space.", file=sys.stderr)
         return 2
 
 

@@ -223,6 +223,13 @@ def model_artifact(preset_name: str, kind: str, name: str, payload: dict[str, An
     (a concurrent run waits, then loads it)."""
     key = payload_key(payload)
     entry = entry_dir(preset_name, kind, key)
+    if not rebuild and (entry / "meta.json").is_file():
+        try:  # a finished entry is read without its lock (meta.json is written last; the digests are checked)
+            found = _load_model_entry(entry, payload, variant, name, key, writable=False)
+        except Exception:
+            found = None  # unusable: the locked path below rebuilds it (or says why it cannot)
+        if found is not None:
+            return found
     with entry_lock(entry) as writable:
         if not writable:
             if rebuild:
@@ -256,10 +263,15 @@ adaptation settings, so changing the adaptation recipe does not retrain the base
 
 def recognizer_payload(preset: Preset, seed: int, modalities: tuple[str, ...], epochs: int,
                        augment: bool = True) -> dict[str, Any]:
-    """The cache key's contents for a recognizer trained on ``modalities`` for ``epochs`` epochs."""
-    train = {k: getattr(preset.train, k) for k in RECOGNIZER_FIELDS}
-    return {"kind": "recognizer", "data": data_key(preset, seed), "train": train, "augment": augment,
-            "modalities": list(modalities), "epochs": epochs, "seed": seed, "cache_version": CACHE_VERSION}
+    """The cache key's contents for a recognizer of the embedded data trained on ``modalities`` for ``epochs``."""
+    return _recognizer_payload(data_key(preset, seed), preset.train, modalities, epochs, augment, seed)
+
+
+def _recognizer_payload(data: str, config: TrainConfig, modalities: tuple[str, ...], epochs: int, augment: bool,
+                        seed: int) -> dict[str, Any]:
+    return {"kind": "recognizer", "data": data, "train": {k: getattr(config, k) for k in RECOGNIZER_FIELDS},
+            "augment": augment, "modalities": list(modalities), "epochs": epochs, "seed": seed,
+            "cache_version": CACHE_VERSION}
 
 
 def adapt_payload(start_key: str, data: str, config: TrainConfig, settings: AdaptSettings, seed: int,
@@ -287,16 +299,11 @@ def load_baseline(preset: str | Preset | None = None, seed: int = 0, progress: b
                   rebuild: bool = False) -> Artifact:
     """The RGB baseline (EdgeFace trained on VIS images of the training identities), cached."""
     preset = get_preset(preset)
-    epochs = preset.train.baseline_epochs
-    payload = recognizer_payload(preset, seed, ("vis",), epochs)
-
-    def build(checkpoints: Path) -> TrainResult:
-        faceset = load_faceset(preset, seed, progress)
-        return train_recognizer(faceset.select(split="train"), preset.train, epochs=epochs, modalities=("vis",),
-                                dev_set=faceset.select(split="dev"), seed=seed, checkpoint_dir=checkpoints,
-                                progress=progress)
-
-    return model_artifact(preset.name, "baseline", "baseline", payload, preset.train.variant, build, rebuild)
+    faceset = load_faceset(preset, seed, progress)
+    return load_recognizer(faceset.select(split="train"), faceset.select(split="dev"), data_key(preset, seed),
+                           preset.train, modalities=("vis",), epochs=preset.train.baseline_epochs, augment=True,
+                           name="baseline", kind="baseline", preset_name=preset.name, seed=seed, progress=progress,
+                           rebuild=rebuild)
 
 
 def oracle_payload(preset: Preset, seed: int) -> dict[str, Any]:
@@ -315,35 +322,43 @@ def load_oracle(preset: str | Preset | None = None, seed: int = 0, progress: boo
     than the method: a reference, not a ceiling.
     """
     preset = get_preset(preset)
-    modalities = tuple(preset.data.modalities)
+    faceset = load_faceset(preset, seed, progress)
+    return load_recognizer(faceset.select(split="train"), faceset.select(split="dev"), data_key(preset, seed),
+                           preset.train, modalities=tuple(preset.data.modalities), epochs=preset.train.oracle_epochs,
+                           augment=preset.train.oracle_augment, name="joint/oracle", kind="oracle",
+                           preset_name=preset.name, seed=seed, progress=progress, rebuild=rebuild)
+
+
+def load_recognizer(train_set: FaceSet, dev_set: FaceSet | None, data: str, config: TrainConfig, *,
+                    modalities: tuple[str, ...], epochs: int, augment: bool, name: str, kind: str, preset_name: str,
+                    seed: int = 0, device: Any = None, progress: bool = True, rebuild: bool = False) -> Artifact:
+    """A recogniser trained from scratch on the ``modalities`` of ``train_set`` (whose data has key ``data``),
+    cached: the RGB baseline (VIS), the joint oracle (every modality), or the oracle of a data subset."""
+    payload = _recognizer_payload(data, config, modalities, epochs, augment, seed)
 
     def build(checkpoints: Path) -> TrainResult:
-        faceset = load_faceset(preset, seed, progress)
-        return train_recognizer(faceset.select(split="train"), preset.train, epochs=preset.train.oracle_epochs,
-                                modalities=modalities, augment=preset.train.oracle_augment,
-                                dev_set=faceset.select(split="dev"), seed=seed, checkpoint_dir=checkpoints,
+        return train_recognizer(train_set, config, epochs=epochs, modalities=modalities, augment=augment,
+                                dev_set=dev_set, seed=seed, device=device, checkpoint_dir=checkpoints,
                                 progress=progress)
 
-    return model_artifact(preset.name, "oracle", "joint/oracle", oracle_payload(preset, seed), preset.train.variant,
-                          build, rebuild)
+    return model_artifact(preset_name, kind, name, payload, config.variant, build, rebuild)
 
 
-def load_adaptation(start: nn.Module, start_key: str, variant: str, faceset: FaceSet, data: str,
-                    config: TrainConfig, settings: AdaptSettings, *, preset_name: str, seed: int = 0,
+def load_adaptation(start: nn.Module, start_key: str, variant: str, train_set: FaceSet, dev_set: FaceSet | None,
+                    data: str, config: TrainConfig, settings: AdaptSettings, *, preset_name: str, seed: int = 0,
                     device: Any = None, bf16: bool = False, progress: bool = True, rebuild: bool = False) -> Artifact:
-    """An adaptation of ``start`` (key ``start_key``) on the train split of ``faceset`` (key ``data``), cached.
+    """An adaptation of ``start`` (key ``start_key``) on ``train_set`` (whose data has key ``data``), cached.
 
     The one cached adaptation of the library: :func:`load_adapted` (the stand-in on the embedded
     data) and :func:`hfr_tutorial.experiment.run` (any data, any starting model) both call it.  The
-    per-epoch validation reads the set's ``dev`` split (never ``eval``).
+    per-epoch validation reads ``dev_set`` (identities never trained on; never ``eval``).
     """
     payload = adapt_payload(start_key, data, config, settings, seed, bf16)
 
     def build(checkpoints: Path) -> TrainResult:
-        dev = faceset.select(split="dev")
-        return adapt_cross_spectral(start, faceset.select(split="train"), config, settings,
-                                    dev_set=dev if len(dev) else None, seed=seed, device=device,
-                                    checkpoint_dir=checkpoints, progress=progress, bf16=bf16)
+        return adapt_cross_spectral(start, train_set, config, settings,
+                                    dev_set=dev_set if dev_set is not None and len(dev_set) else None, seed=seed,
+                                    device=device, checkpoint_dir=checkpoints, progress=progress, bf16=bf16)
 
     return model_artifact(preset_name, adapt_kind(settings, config), settings.resolved(config).name, payload, variant,
                           build, rebuild)
@@ -358,9 +373,10 @@ def load_adapted(settings: AdaptSettings = AdaptSettings(), preset: str | Preset
     """
     preset = get_preset(preset)
     baseline = load_baseline(preset, seed, progress)
-    return load_adaptation(baseline.model, baseline.key, preset.train.variant, load_faceset(preset, seed, progress),
-                           data_key(preset, seed), preset.train, settings, preset_name=preset.name, seed=seed,
-                           progress=progress, rebuild=rebuild)
+    faceset = load_faceset(preset, seed, progress)
+    return load_adaptation(baseline.model, baseline.key, preset.train.variant, faceset.select(split="train"),
+                           faceset.select(split="dev"), data_key(preset, seed), preset.train, settings,
+                           preset_name=preset.name, seed=seed, progress=progress, rebuild=rebuild)
 
 
 def is_cached(what: str | AdaptSettings, preset: str | Preset | None = None, seed: int = 0) -> bool:

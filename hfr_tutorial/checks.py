@@ -31,7 +31,8 @@ from typing import Any
 import numpy as np
 import torch
 
-STRICT_ENV = "HFR_STRICT_CHECKS"
+from .config import strict_checks
+
 """Set to 1 to make a failed check raise :class:`CheckFailed` (CI runs of the solved notebooks)."""
 
 EMBEDDING_MIN_COSINE = 0.9999
@@ -44,14 +45,14 @@ input about 0.05."""
 
 
 class CheckFailed(AssertionError):
-    """A self-check found a wrong answer (raised only in strict mode, see :data:`STRICT_ENV`)."""
+    """A self-check found a wrong answer (raised only in strict mode, see :func:`hfr_tutorial.config.strict_checks`)."""
 
 
 # --------------------------------------------------------------------------------------------
 # Reporting
 # --------------------------------------------------------------------------------------------
 def _strict() -> bool:
-    return os.environ.get(STRICT_ENV, "").strip().lower() in {"1", "true", "yes", "on"}
+    return strict_checks()
 
 
 def _verdict(ok: bool, what: str, expected: str, found: str, hint: str = "", note: str = "") -> bool:

@@ -11,6 +11,10 @@ A preset is picked by argument or, when none is given, by the ``HFR_PRESET`` env
 variable (default ``fast``).  Paths come from ``HFR_CACHE`` (trained models and generated data;
 default ``~/.cache/hfr-tutorial``) and ``HFR_ASSETS`` (optional real weights and faces).
 
+Environment variables (read here and nowhere else in the library): ``HFR_PRESET``, ``HFR_CACHE``,
+``HFR_ASSETS``, ``HFR_BUILD_WORKERS`` (models trained side by side on a CPU), ``HFR_STRICT_CHECKS``
+(a failed notebook self-check raises) and ``HFR_STATIC_WIDGETS`` (explorers draw a static figure).
+
 Taught in: ``notebooks/00_data_and_modality_gap.ipynb`` (presets) and every notebook's setup cell.
 """
 from __future__ import annotations
@@ -29,6 +33,10 @@ import numpy as np
 PRESET_ENV = "HFR_PRESET"
 CACHE_ENV = "HFR_CACHE"
 ASSETS_ENV = "HFR_ASSETS"
+BUILD_WORKERS_ENV = "HFR_BUILD_WORKERS"
+STRICT_CHECKS_ENV = "HFR_STRICT_CHECKS"
+STATIC_WIDGETS_ENV = "HFR_STATIC_WIDGETS"
+"""Every environment variable the library reads is named here and read in this module only."""
 DEFAULT_SEED = 0
 
 MODALITIES: tuple[str, ...] = ("vis", "nir", "thermal")
@@ -347,3 +355,33 @@ def results_file(*parts: str) -> Path:
         raise FileNotFoundError(f"{path} not found: the committed benchmark records live in a clone of the repository "
                                 "(pip install -e . from it); regenerate one with its script in benchmarks/.")
     return path
+
+
+def _flag(name: str) -> bool:
+    return os.environ.get(name, "").strip().lower() in {"1", "true", "yes", "on"}
+
+
+def strict_checks() -> bool:
+    """``HFR_STRICT_CHECKS``: a failed self-check of a notebook raises instead of printing (CI sets it)."""
+    return _flag(STRICT_CHECKS_ENV)
+
+
+def static_widgets() -> bool:
+    """``HFR_STATIC_WIDGETS``: interactive explorers draw their static figure (executed notebooks, CI)."""
+    return _flag(STATIC_WIDGETS_ENV)
+
+
+def build_workers() -> int:
+    """``HFR_BUILD_WORKERS`` if set, else 2 on a machine with at least 2 cores, else 1: how many missing
+    models train side by side on a CPU (one process each)."""
+    value = os.environ.get(BUILD_WORKERS_ENV)
+    if value:
+        try:
+            workers = int(value)
+        except ValueError:
+            raise ValueError(f"{BUILD_WORKERS_ENV}={value!r} is not a whole number; set it to 1 (train in this process) "
+                             "or 2 (two training processes side by side).") from None
+        if workers < 1:
+            raise ValueError(f"{BUILD_WORKERS_ENV}={value!r}: give a whole number >= 1 (1 trains in this process).")
+        return workers
+    return 2 if (os.cpu_count() or 1) >= 2 else 1

@@ -5,7 +5,7 @@ that way too.  This module is the one place where the embedded comparison's sett
 
 * :func:`selection_score` -- what every sweep maximises: the mean rank-1 over every dev protocol,
   VIS->VIS included (so a rate that buys cross-modal accuracy by forgetting VIS does not win),
-  ties broken by the mean AUC.  The real-data path (:mod:`hfr_tutorial.experiment`) uses it too.
+  ties broken by the mean AUC.  The experiment's choice among a grid of rates (:mod:`hfr_tutorial.experiment.recipe`) uses it too.
 * :func:`dev_figures` -- a model's figures on the **dev** identities (never eval).
 * :func:`lr_sweep` -- one adaptation run per learning rate on a ladder of half-decades, each trained
   on the training identities and scored on dev; when the best rate lies at an end of the rates
@@ -17,7 +17,7 @@ Nothing here reads the eval split: :func:`dev_figures` takes the dev set it is g
 :func:`lr_sweep` passes it ``faceset.select(split="dev")``; a test runs a sweep with the eval split
 made unreadable.  ``benchmarks/dev_selection.py`` runs the sweeps of the comparison runs and writes
 ``docs/results/dev_selection/selection.json``, whose winners are the rates in
-:data:`hfr_tutorial.artifacts.COMPARISON_RUNS` (a test checks that they agree).
+``RunSpec.rates`` of :data:`hfr_tutorial.runs.RUNS` (a test checks that they agree).
 
 Taught in: ``notebooks/05_full_training.ipynb``.
 """
@@ -29,7 +29,10 @@ from typing import Any, Sequence
 import numpy as np
 import pandas as pd
 
+from .artifacts import load_adapted, load_faceset
 from .config import Preset, get_preset
+from .evaluate import available_protocols, embed, score_protocols
+from .metrics import protocol_record
 
 LR_LADDER: tuple[float, ...] = (1e-4, 3e-4, 1e-3, 3e-3, 1e-2, 3e-2, 1e-1, 3e-1)
 """Learning rates a sweep may try: half-decade steps (each about 3.2x the last)."""
@@ -52,15 +55,21 @@ def selection_score(dev_figures: dict[str, dict[str, float]]) -> tuple[float, fl
 
 
 def dev_figures(model: Any, dev_set: Any, batch_size: int = 256, device: Any = None) -> dict[str, dict[str, float]]:
-    """Rank-1, AUC, EER and TAR of the three protocols on ``dev_set`` (the dev identities, gallery = first VIS)."""
-    from .pipeline import evaluate_model
-
+    """Every registered metric of every protocol ``dev_set`` supports (gallery and probes by its roles, else
+    the first VIS image of each identity), on the **dev** identities only."""
     splits = set(np.unique(dev_set.splits)) if getattr(dev_set, "splits", None) is not None else set()
     if splits - {"dev"}:
         raise ValueError(f"dev_figures got images of the split(s) {sorted(splits - {'dev'})}: choices are made on dev "
                          "only; pass faceset.select(split='dev').")
-    _, protocols = evaluate_model(model, dev_set, batch_size, device=device)
-    return protocols
+    emb = embed(model, dev_set, batch_size=batch_size, progress=False, device=device)
+    return figures_of(emb, dev_set)
+
+
+def figures_of(embeddings: np.ndarray, faceset: Any) -> dict[str, dict[str, float]]:
+    """``{protocol: {metric: value}}`` of embeddings of ``faceset`` on every protocol it supports."""
+    protocols = available_protocols(faceset.identities, faceset.modalities, faceset.roles)
+    scored = score_protocols(embeddings, faceset.identities, faceset.modalities, protocols, faceset.roles)
+    return {name: protocol_record(ps) for name, ps in scored.items()}
 
 
 def _rate_key(lr: float) -> str:
@@ -82,8 +91,6 @@ def lr_sweep(settings: Any, preset: str | Preset | None = None, seed: int = 0,
         (mean dev rank-1), ``tie`` (mean dev AUC), ``train_seconds`` and ``chosen`` (True for the
         winner: highest score, then highest tie, then the smaller rate).
     """
-    from .artifacts import load_adapted, load_faceset
-
     preset = get_preset(preset)
     ladder = sorted(float(r) for r in ladder)
     unknown = [r for r in rates if float(r) not in ladder]
@@ -107,7 +114,7 @@ def lr_sweep(settings: Any, preset: str | Preset | None = None, seed: int = 0,
     for lr in sorted(float(r) for r in rates):
         run(lr)
     for _ in range(max_extend):
-        best = _best(rows)
+        best = best_rate(rows)
         tried = sorted(rows)
         i = ladder.index(best)
         if best == tried[0] and i > 0:
@@ -118,11 +125,11 @@ def lr_sweep(settings: Any, preset: str | Preset | None = None, seed: int = 0,
             break
     table = pd.DataFrame.from_dict(rows, orient="index").sort_index()
     table.index.name = "lr"
-    table["chosen"] = table.index == _best(rows)
+    table["chosen"] = table.index == best_rate(rows)
     return table
 
 
-def _best(rows: dict[float, dict[str, Any]]) -> float:
+def best_rate(rows: dict[float, dict[str, Any]]) -> float:
     """The winning rate: highest score, then highest tie-breaker, then the smaller (more conservative) rate."""
     return min(rows, key=lambda lr: (-round(rows[lr]["score"], 9), -round(rows[lr]["tie"], 9), lr))
 

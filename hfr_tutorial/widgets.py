@@ -24,9 +24,9 @@ import numpy as np
 from matplotlib.figure import Figure
 
 from hfr_tutorial import evaluate as ev
+from hfr_tutorial.config import static_widgets
 from hfr_tutorial import plots
 
-STATIC_ENV = "HFR_STATIC_WIDGETS"
 
 
 class _Explorer:
@@ -363,7 +363,7 @@ def show(explorer: Any, *, static: bool | None = None) -> Shown:
     returned :class:`Shown` holds the figure to save.
     """
     if static is None:
-        static = os.environ.get(STATIC_ENV, "").lower() not in ("", "0", "false") or not _in_kernel()
+        static = static_widgets() or not _in_kernel()
     if not static:
         try:
             ui = explorer.widget

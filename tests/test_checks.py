@@ -23,7 +23,7 @@ from hfr_tutorial.tuning import apply_policy, policy_parameter_names
 @pytest.fixture(autouse=True)
 def _lenient(monkeypatch):
     """The checks' default mode (print and return False); strict mode has its own test."""
-    monkeypatch.delenv(checks.STRICT_ENV, raising=False)
+    monkeypatch.delenv("HFR_STRICT_CHECKS", raising=False)
 
 
 # --------------------------------------------------------------------------------------------
@@ -38,7 +38,7 @@ def test_a_failed_check_prints_expected_found_and_hint(capsys):
 
 
 def test_strict_mode_raises_on_a_wrong_answer_only(monkeypatch):
-    monkeypatch.setenv(checks.STRICT_ENV, "1")
+    monkeypatch.setenv("HFR_STRICT_CHECKS", "1")
     assert checks.check_close(1.0, 1.0, "x") is True
     with pytest.raises(checks.CheckFailed, match="expected"):
         checks.check_close(2.0, 1.0, "x")

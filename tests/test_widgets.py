@@ -147,13 +147,13 @@ def test_show_falls_back_to_static_without_a_kernel(curves, monkeypatch):
     assert shown.kind == "static" and isinstance(shown.obj, Figure)
     # with a kernel the live widget is displayed ...
     monkeypatch.setattr(w, "_in_kernel", lambda: True)
-    monkeypatch.delenv(w.STATIC_ENV, raising=False)
+    monkeypatch.delenv("HFR_STATIC_WIDGETS", raising=False)
     shown = w.show(explorer)
     assert shown.kind == "widget" and shown.obj is explorer.widget
     # ... unless rendered docs ask for pictures, or ipywidgets cannot be imported
-    monkeypatch.setenv(w.STATIC_ENV, "1")
+    monkeypatch.setenv("HFR_STATIC_WIDGETS", "1")
     assert w.show(explorer).kind == "static"
-    monkeypatch.setenv(w.STATIC_ENV, "0")
+    monkeypatch.setenv("HFR_STATIC_WIDGETS", "0")
     fresh = w.ThresholdExplorer(curves)
     monkeypatch.setitem(sys.modules, "ipywidgets", None)
     assert w.show(fresh).kind == "static"

@@ -28,6 +28,8 @@ import numpy as np
 import torch
 from torch import nn
 
+from ..config import assets_dir
+
 EMBEDDING_DIM = 512
 INPUT_SIZE = 112
 INPUT_MEAN = (0.5, 0.5, 0.5)
@@ -475,8 +477,9 @@ def checkpoint_search_path(search: Iterable[str | os.PathLike] | None = None) ->
     (a clone of the official repository made by ``torch.hub.load``).
     """
     folders: list[Path] = [Path(p) for p in (search or [])]
-    if os.environ.get("HFR_ASSETS"):
-        folders.append(Path(os.environ["HFR_ASSETS"]) / "weights")
+    assets = assets_dir()
+    if assets is not None:
+        folders.append(assets / "weights")
     hub = Path(torch.hub.get_dir())
     folders += [hub / "checkpoints", hub / "otroshi_edgeface_main" / "checkpoints"]
     return folders
