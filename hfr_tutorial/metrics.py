@@ -86,12 +86,16 @@ class IdentityResampler:
         np.add.at(imp, (owner[~same], bin_of[~same]), 1.0)
         return gen, imp
 
-    def _chunked(self, fn: Callable[[np.ndarray, np.ndarray], np.ndarray]) -> np.ndarray:
+    @cached_property
+    def resampled_histograms(self) -> tuple[np.ndarray, np.ndarray]:
+        """Genuine and impostor score histograms of every resample, ``(n_boot, bins)`` each (computed once
+        for all the ROC figures of this protocol)."""
         gen, imp = self.histograms
-        out = []
-        for i in range(0, len(self.counts), 100):  # 100 resamples at a time bounds the memory
-            out.append(fn(self.counts[i:i + 100] @ gen, self.counts[i:i + 100] @ imp))
-        return np.concatenate(out)
+        return self.counts @ gen, self.counts @ imp
+
+    def _chunked(self, fn: Callable[[np.ndarray, np.ndarray], np.ndarray]) -> np.ndarray:
+        g, m = self.resampled_histograms
+        return np.concatenate([fn(g[i:i + 100], m[i:i + 100]) for i in range(0, len(g), 100)])  # bounded memory
 
     def eer(self) -> np.ndarray:
         return self._chunked(eer_from_histograms)

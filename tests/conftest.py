@@ -47,6 +47,22 @@ def one_thread():
     torch.set_num_threads(threads)
 
 
+def tiny_preset():
+    """The one tiny preset the experiment tests share: the smoke world shrunk to seconds per model."""
+    from hfr_tutorial.config import get_preset
+
+    return get_preset("smoke").replace(
+        name="tiny", data__n_train_ids=32, data__n_dev_ids=8, data__n_eval_ids=8, train__batch_size=16,
+        train__baseline_epochs=1, train__oracle_epochs=1, train__adapt_epochs=1, train__adapt_pairs_per_identity=1,
+        pretrained__epochs=1, pretrained__batch_size=8, pretrained__pairs_per_identity=1, pretrained__lr_grid=(1e-3,))
+
+
+@pytest.fixture(scope="session")
+def tiny():
+    """:func:`tiny_preset` as a fixture."""
+    return tiny_preset()
+
+
 @pytest.fixture(scope="session")
 def smoke_layout(tmp_path_factory) -> tuple[Path, Path]:
     """The smoke preset's faces written as a standard layout, and a checkpoint file of a (random) EdgeFace-XXS:

@@ -39,7 +39,7 @@ from ..cache import payload_key
 from ..config import TrainConfig, get_device
 from ..data import FaceSet, cross_modalities
 from ..environment import describe_environment
-from ..evaluate import available_protocols, embed, score_protocols
+from ..evaluate import apply_threshold, available_protocols, embed, far_key, score_protocols, threshold_at_far
 from ..metrics import METRICS, N_BOOT, paired_bootstrap, protocol_record
 from ..models.edgeface import INPUT_SIZE
 from ..parallel_build import default_workers, side_by_side
@@ -261,7 +261,8 @@ def evaluate_fold(experiment: Experiment, label: str, faceset: FaceSet, protocol
     dev, evalset = faceset.select(split="dev"), faceset.select(split="eval")
     batch = preset.eval_batch_size
     start_model = start.model.to(device)
-    start_dev = figures_of(embed(start_model, dev, batch_size=batch, progress=False, device=device), dev)
+    dev_embeddings = {start.name: embed(start_model, dev, batch_size=batch, progress=False, device=device)}
+    start_dev = figures_of(dev_embeddings[start.name], dev)
     embeddings = {start.name: embed(start_model, evalset, batch_size=batch, progress=progress, device=device)}
     models: dict[str, Any] = {start.name: {**_record(None, start), "dev": start_dev}}
     histories: dict[str, Any] = {}
@@ -270,8 +271,9 @@ def evaluate_fold(experiment: Experiment, label: str, faceset: FaceSet, protocol
         spec = get_run(run)
         if not spec.adapts:
             artifact = _oracle(experiment, faceset, data, device, progress)
+            dev_embeddings[run] = embed(artifact.model, dev, batch_size=batch, progress=False, device=device)
             rec = {**_record(artifact), "role": spec.role, "lr": preset.train.baseline_lr,
-                   "dev": figures_of(embed(artifact.model, dev, batch_size=batch, progress=False, device=device), dev),
+                   "dev": figures_of(dev_embeddings[run], dev),
                    "selection": "trained from scratch on every modality with the preset's TrainConfig"}
         else:
             config = _config(experiment, full, train, num_workers)
@@ -279,9 +281,10 @@ def evaluate_fold(experiment: Experiment, label: str, faceset: FaceSet, protocol
             candidates, trained = [], {}
             for lr in plan.rates:
                 artifact = _adapted(experiment, start, faceset, data, run, lr, config, device, progress)
-                figures = figures_of(embed(artifact.model, dev, batch_size=batch, progress=False, device=device), dev)
-                candidates.append(candidate(lr, figures, start_dev, plan.guard, artifact.seconds, artifact.from_cache))
-                trained[lr] = artifact
+                emb = embed(artifact.model, dev, batch_size=batch, progress=False, device=device)
+                candidates.append(candidate(lr, figures_of(emb, dev), start_dev, plan.guard, artifact.seconds,
+                                            artifact.from_cache))
+                trained[lr] = (artifact, emb)
             chosen = choose(candidates)
             recipe = {"how": plan.how, "guard": plan.guard, "candidates": candidates,
                       "epochs": config.adapt_epochs, "batch_size": config.batch_size,
@@ -293,7 +296,7 @@ def evaluate_fold(experiment: Experiment, label: str, faceset: FaceSet, protocol
                                "recipe": recipe}
                 say(f"      {run}: refused ({models[run]['reason']})")
                 continue
-            artifact = trained[chosen["lr"]]
+            artifact, dev_embeddings[run] = trained[chosen["lr"]]
             rec = {**_record(artifact), "role": spec.role, "lr": chosen["lr"], "dev": chosen["dev"], "recipe": recipe,
                    "train_seconds": round(sum(c["train_seconds"] for c in candidates), 1)}
             path = checkpoints / (f"{label}/" if len(experiment.data.describe(preset, seed)["folds"]) > 1 else "") \
@@ -312,6 +315,7 @@ def evaluate_fold(experiment: Experiment, label: str, faceset: FaceSet, protocol
               for name, e in embeddings.items()}
     for name, by_protocol in scored.items():
         models[name]["protocols"] = {p: protocol_record(ps) for p, ps in by_protocol.items()}
+        models[name]["operating_points"] = operating_points(dev_embeddings[name], dev, by_protocol)
     say(f"      intervals: {N_BOOT} bootstrap resamples of the eval identities, paired across models")
     boot = paired_bootstrap(scored, seed=seed)
     for name in scored:
@@ -324,6 +328,26 @@ def evaluate_fold(experiment: Experiment, label: str, faceset: FaceSet, protocol
             "claims": fold_claims(start.name, [r for r in experiment.runs if r in scored], protocols, boot)}
     return fold, {"embeddings": embeddings, "evalset": evalset, "protocols": protocols, "start": start.name,
                   "histories": histories}
+
+
+OPERATING_FARS: tuple[float, ...] = (1e-2, 1e-3)
+"""FARs whose threshold is chosen on dev and applied to eval (the deployable operating points)."""
+
+
+def operating_points(dev_embeddings: np.ndarray, dev: FaceSet, eval_scored: dict[str, Any]) -> dict[str, Any]:
+    """Per protocol, the threshold chosen on dev at each FAR of :data:`OPERATING_FARS` and the FAR and TAR
+    it actually gives on eval: what a deployed system would see (a threshold tuned on eval would
+    report an optimistic FAR)."""
+    dev_protocols = [p for p in eval_scored if p in available_protocols(dev.identities, dev.modalities, dev.roles)]
+    dev_scored = score_protocols(dev_embeddings, dev.identities, dev.modalities, dev_protocols, dev.roles)
+    out: dict[str, Any] = {}
+    for p, ps in eval_scored.items():
+        if p in dev_scored:
+            d = dev_scored[p]
+            out[p] = {far_key(f).replace("tar_at_", ""): apply_threshold(ps.scores, ps.same,
+                                                                         threshold_at_far(d.scores, d.same, f))
+                      for f in OPERATING_FARS}
+    return out
 
 
 def _rank1_line(figures: dict[str, dict[str, float]]) -> str:
