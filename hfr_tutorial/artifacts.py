@@ -36,7 +36,7 @@ import pandas as pd
 import torch
 from torch import nn
 
-from .cache import (CACHE_VERSION, adopt_digests, canonical, check_digests, digests, entry_dir, entry_lock,
+from .cache import (CACHE_VERSION, canonical, check_digests, digests, entry_dir, entry_lock,
                     payload_key, read_only_error, write_json_atomic)
 from .config import Preset, TrainConfig, get_preset
 from .data import FaceSet, SyntheticConfig, synthetic_faceset
@@ -108,7 +108,7 @@ def load_faceset(preset: str | Preset | None = None, seed: int = 0, progress: bo
     with entry_lock(entry) as writable:
         if (entry / "meta.json").is_file():
             try:
-                return _read_faceset_entry(entry, payload, preset, writable)
+                return _read_faceset_entry(entry, payload, preset)
             except Exception as exc:  # corrupt or stale: rebuild
                 if not writable:
                     raise read_only_error(entry, f"is unusable ({exc})") from None
@@ -124,7 +124,7 @@ def load_faceset(preset: str | Preset | None = None, seed: int = 0, progress: bo
 _DATA_ARRAYS = ("images", "identities", "modalities", "splits")  # plus identity_names (and landmarks)
 
 
-def _read_faceset_entry(entry: Path, payload: dict[str, Any], preset: Preset, writable: bool) -> FaceSet:
+def _read_faceset_entry(entry: Path, payload: dict[str, Any], preset: Preset) -> FaceSet:
     """The FaceSet of a data entry, checked (record, digests, lengths, dtype); ValueError when unusable."""
     meta = json.loads((entry / "meta.json").read_text())
     if meta.get("payload") != canonical(payload):
@@ -132,7 +132,7 @@ def _read_faceset_entry(entry: Path, payload: dict[str, Any], preset: Preset, wr
     names = [f"{n}.npy" for n in (*_DATA_ARRAYS, "identity_names")]
     if (entry / "landmarks.npy").is_file():
         names.append("landmarks.npy")
-    has_digests = check_digests(entry, meta, names)
+    check_digests(entry, meta, names)
     loaded = {name: np.load(entry / f"{name}.npy", mmap_mode="r" if name == "images" else None,
                             allow_pickle=False) for name in _DATA_ARRAYS}
     if len({len(v) for v in loaded.values()}) != 1 or loaded["images"].dtype != np.uint8:
@@ -143,8 +143,6 @@ def _read_faceset_entry(entry: Path, payload: dict[str, Any], preset: Preset, wr
                       modalities=loaded["modalities"].astype(str), splits=loaded["splits"].astype(str),
                       identity_names=identity_names.astype(str), landmarks=landmarks,
                       name=meta.get("name", f"synthetic-{preset.name}"), meta=meta.get("faceset_meta", {}))
-    if not has_digests and writable:
-        adopt_digests(entry, meta, names)
     return faceset
 
 
@@ -182,12 +180,10 @@ def _load_model_entry(entry: Path, payload: dict[str, Any], variant: str, name: 
         meta = json.loads((entry / "meta.json").read_text())
         if meta.get("payload") != canonical(payload):
             raise ValueError("its record does not match its key (written by another configuration)")
-        has_digests = check_digests(entry, meta, ["model.pt"])
+        check_digests(entry, meta, ["model.pt"])
         model = create_edgeface(variant, seed=None)
         model.load_state_dict(torch.load(entry / "model.pt", map_location="cpu", weights_only=True), strict=True)
         history = pd.DataFrame(meta.get("history", []))
-        if not has_digests and writable:
-            adopt_digests(entry, meta, ["model.pt"])
         return Artifact(name, model.eval(), history, float(meta["seconds"]), key, entry, meta, from_cache=True)
     except Exception as exc:
         if not writable:

@@ -77,29 +77,15 @@ def digests(entry: Path, names: list[str]) -> dict[str, str]:
     return {name: file_sha256(entry / name) for name in names}
 
 
-def check_digests(entry: Path, meta: dict[str, Any], required: list[str]) -> bool:
-    """Raise ValueError when a file of the entry differs from its recorded sha256; False when none is recorded.
-
-    Entries written before digests were recorded have none: they are checked as before and
-    their digests are recorded then (:func:`adopt_digests`), so old caches stay usable.
-    """
-    files = meta.get("files")
-    if files is None:
-        return False
+def check_digests(entry: Path, meta: dict[str, Any], required: list[str]) -> None:
+    """Raise ValueError when a file of the entry is not recorded or differs from its recorded sha256."""
+    files = meta.get("files") or {}
     missing = [n for n in required if n not in files]
     if missing:
         raise ValueError(f"meta.json records no digest for {missing}")
     for name, expected in files.items():
         if file_sha256(entry / name) != expected:
             raise ValueError(f"{name} differs from the sha256 recorded in meta.json (changed after it was written)")
-    return True
-
-
-def adopt_digests(entry: Path, meta: dict[str, Any], names: list[str]) -> None:
-    """Record the digests of an entry that predates them (skipped quietly in a read-only cache)."""
-    meta = dict(meta, files=digests(entry, names))
-    with contextlib.suppress(OSError):
-        write_json_atomic(entry / "meta.json", meta)
 
 
 def write_json_atomic(path: Path, obj: Any) -> None:

@@ -33,7 +33,7 @@ def test_faceset_is_cached_and_memory_mapped():
 
 def test_corrupt_faceset_entry_is_rebuilt():
     load_faceset(TINY, progress=False)
-    (entry,) = (artifacts.cache_dir() / "tiny").glob("data-*")
+    (entry,) = (artifacts.entry_dir("tiny", "x", "y").parent).glob("data-*")
     (entry / "identities.npy").write_bytes(b"garbage")
     with pytest.warns(UserWarning, match="rebuilding"):
         again = load_faceset(TINY, progress=False)
@@ -102,26 +102,30 @@ def test_cached_faceset_keeps_names_and_metadata():
 
 def test_cache_key_does_not_depend_on_num_workers():
     """Worker processes change the speed of training, not its result (the loaders' batches are seeded)."""
-    from hfr_tutorial.artifacts import _digest, recognizer_payload
+    from hfr_tutorial.artifacts import recognizer_payload
+    from hfr_tutorial.cache import payload_key
     from hfr_tutorial.config import get_preset
 
     smoke = get_preset("smoke")
-    keys = {_digest(recognizer_payload(smoke.replace(train__num_workers=n), 0, ("vis",), 1)) for n in (0, 2)}
+    keys = {payload_key(recognizer_payload(smoke.replace(train__num_workers=n), 0, ("vis",), 1)) for n in (0, 2)}
     assert len(keys) == 1
-    assert _digest(recognizer_payload(smoke.replace(train__baseline_lr=1e-2), 0, ("vis",), 1)) not in keys
+    assert payload_key(recognizer_payload(smoke.replace(train__baseline_lr=1e-2), 0, ("vis",), 1)) not in keys
 
 
 def test_adaptation_key_ignores_the_recogniser_fields_and_an_overridden_default_rate():
     """Changing the oracle's budget, the baseline's head or the default adapt_lr must not retrain the
     comparison runs (which carry their own rates); what an adaptation reads must change its key."""
-    from hfr_tutorial.artifacts import COMPARISON_RUNS, METHOD_RUN, _digest, adapt_payload
+    from hfr_tutorial.artifacts import adapt_payload
+    from hfr_tutorial.cache import payload_key
     from hfr_tutorial.config import get_preset
+    from hfr_tutorial.runs import METHOD_RUN, STAND_IN, get_run
 
     preset = get_preset("fast")
-    settings = COMPARISON_RUNS[METHOD_RUN]
+    spec = get_run(METHOD_RUN)
+    settings = spec.settings_at(spec.rates[STAND_IN])
 
     def key(p):
-        return _digest(adapt_payload(p, settings, "baseline-key", 0))
+        return payload_key(adapt_payload("baseline-key", "data-key", p.train, settings, 0))
 
     same = [preset.replace(train__oracle_epochs=3), preset.replace(train__oracle_augment=True),
             preset.replace(train__adapt_lr=1e-3), preset.replace(train__head_margin=0.2)]
@@ -131,5 +135,5 @@ def test_adaptation_key_ignores_the_recogniser_fields_and_an_overridden_default_
     assert len({key(p) for p in changed} | {key(preset)}) == 4
     # a run that names no rate takes the default, so there the default is part of the key
     no_rate = type(settings)(policy="paper")
-    assert (_digest(adapt_payload(preset, no_rate, "b", 0))
-            != _digest(adapt_payload(preset.replace(train__adapt_lr=1e-3), no_rate, "b", 0)))
+    assert (payload_key(adapt_payload("b", "d", preset.train, no_rate, 0))
+            != payload_key(adapt_payload("b", "d", preset.replace(train__adapt_lr=1e-3).train, no_rate, 0)))

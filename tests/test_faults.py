@@ -29,7 +29,8 @@ import torch
 from PIL import Image
 
 from hfr_tutorial import artifacts
-from hfr_tutorial.artifacts import entry_lock, load_faceset, lock_holder, lock_path
+from hfr_tutorial.artifacts import load_faceset
+from hfr_tutorial.cache import entry_dir, entry_lock, lock_holder, lock_path, payload_key
 from hfr_tutorial.config import CacheError, get_preset
 from hfr_tutorial.data import FaceSet, synthetic_faceset
 from hfr_tutorial.data.imageio import to_rgb8
@@ -399,12 +400,12 @@ def _fake_build(calls: list, seconds: float = 0.0):
 
 
 def _model(calls, seconds=0.0, rebuild=False):
-    return artifacts._model_artifact(TINY, "fake", "fake", {"kind": "fake"}, _fake_build(calls, seconds), rebuild)
+    return artifacts.model_artifact(TINY.name, "fake", "fake", {"kind": "fake"}, "edgeface_xxs", _fake_build(calls, seconds), rebuild)
 
 
 def test_tampered_images_npy_is_rebuilt_never_used():
     first = load_faceset(TINY, progress=False)
-    (entry,) = (artifacts.cache_dir() / "tiny").glob("data-*")
+    (entry,) = (entry_dir(TINY.name, "x", "y").parent.parent / "tiny").glob("data-*")
     np.save(entry / "images.npy", np.zeros_like(np.asarray(first.images)))  # same size, every pixel 0
     with pytest.warns(UserWarning, match=r"images\.npy differs from the sha256 .*rebuilding"):
         again = load_faceset(TINY, progress=False)
@@ -422,14 +423,15 @@ def test_tampered_model_weights_are_rebuilt_never_used():
     assert all(torch.equal(a, b) for a, b in zip(built.model.state_dict().values(), again.model.state_dict().values()))
 
 
-def test_entry_written_before_digests_is_used_and_gets_them():
+def test_entry_without_digests_is_rebuilt_never_used():
     calls: list = []
     built = _model(calls)
     meta = json.loads((built.path / "meta.json").read_text())
     del meta["files"]
     (built.path / "meta.json").write_text(json.dumps(meta))
-    assert _model(calls).from_cache and len(calls) == 1
-    assert "model.pt" in json.loads((built.path / "meta.json").read_text())["files"]
+    with pytest.warns(UserWarning, match="records no digest"):
+        assert not _model(calls).from_cache
+    assert len(calls) == 2 and "model.pt" in json.loads((built.path / "meta.json").read_text())["files"]
 
 
 def test_two_builders_of_one_entry_build_it_once(capfd):
@@ -449,7 +451,7 @@ def test_two_builders_of_one_entry_build_it_once(capfd):
 
 def test_second_process_waits_for_the_entry_and_loads_what_the_first_built(tmp_path):
     preset = TINY
-    entry = artifacts._entry_dir(preset, "data", artifacts._digest(artifacts.data_payload(preset, 0)))
+    entry = entry_dir(preset.name, "data", payload_key(artifacts.data_payload(preset, 0)))
     script = ("import numpy as np; from hfr_tutorial.artifacts import load_faceset; from hfr_tutorial.config import "
               "get_preset; p = get_preset('smoke').replace(name='tiny', data__n_train_ids=8, data__n_dev_ids=4, "
               "data__n_eval_ids=4, data__images_per_modality=2, data__image_size=32); "
@@ -480,7 +482,7 @@ def _read_until(stream, text: str, seconds: float) -> str:
 
 
 def test_stale_lock_of_a_dead_run_is_taken_over_at_once():
-    entry = artifacts.cache_dir() / "tiny" / "fake-0"
+    entry = entry_dir(TINY.name, "x", "y").parent.parent / "tiny" / "fake-0"
     lock_path(entry).parent.mkdir(parents=True, exist_ok=True)
     lock_path(entry).write_text(json.dumps({"pid": 2 ** 22 + 1, "host": "gone", "since": "yesterday"}))
     start = time.monotonic()
@@ -490,7 +492,7 @@ def test_stale_lock_of_a_dead_run_is_taken_over_at_once():
 
 
 def test_lock_held_too_long_names_the_holder():
-    entry = artifacts.cache_dir() / "tiny" / "fake-1"
+    entry = entry_dir(TINY.name, "x", "y").parent.parent / "tiny" / "fake-1"
     held, release = threading.Event(), threading.Event()
 
     def hold():
@@ -521,12 +523,12 @@ def test_read_only_cache_serves_its_entries_and_names_a_missing_one(monkeypatch)
     load_faceset(TINY, progress=False)
     calls: list = []
     _model(calls)
-    cache = artifacts.cache_dir()
+    cache = entry_dir(TINY.name, 'x', 'y').parent.parent
     deny_writes(monkeypatch, cache)
     assert isinstance(load_faceset(TINY, progress=False).images, np.memmap)  # what it holds still loads
     assert _model(calls).from_cache
     with pytest.raises(CacheError, match=r"HFR_CACHE=.* is not writable.*data-.* is missing.*Point HFR_CACHE at"):
         load_faceset(TINY.replace(data__n_eval_ids=5), progress=False)
     with pytest.raises(CacheError, match=r"not writable.*is missing"):
-        artifacts._model_artifact(TINY, "fake", "fake", {"kind": "other"}, _fake_build(calls), False)
+        artifacts.model_artifact(TINY.name, "fake", "fake", {"kind": "other"}, "edgeface_xxs", _fake_build(calls), False)
     assert len(calls) == 1

@@ -7,16 +7,17 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from hfr_tutorial.artifacts import COMPARISON_RUNS, METHOD_RUN, load_faceset
+from hfr_tutorial.artifacts import load_faceset
+from hfr_tutorial.runs import METHOD_RUN, STAND_IN, get_run
 from hfr_tutorial.config import get_preset
 from hfr_tutorial.data.faceset import FaceSet
-from hfr_tutorial.selection import LR_LADDER, _best, at_edge, dev_figures, lr_sweep, selection_score
+from hfr_tutorial.selection import LR_LADDER, at_edge, best_rate, dev_figures, lr_sweep, selection_score
 from hfr_tutorial.train import AdaptSettings
 
+from conftest import tiny_preset
+
 ROOT = Path(__file__).resolve().parents[1]
-TINY = get_preset("smoke").replace(
-    name="tiny-sel", data__n_train_ids=24, data__n_dev_ids=8, data__n_eval_ids=8, train__batch_size=12,
-    train__baseline_epochs=1, train__adapt_epochs=1, train__adapt_pairs_per_identity=1)
+TINY = tiny_preset()
 
 
 def test_a_sweep_never_reads_the_eval_split(monkeypatch):
@@ -53,9 +54,9 @@ def test_dev_figures_refuse_other_splits():
 
 def test_the_winner_rule_and_the_edge_flag():
     rows = {1e-3: {"score": 0.5, "tie": 0.9}, 3e-3: {"score": 0.7, "tie": 0.8}, 1e-2: {"score": 0.7, "tie": 0.8}}
-    assert _best(rows) == 3e-3  # a tie on score and AUC goes to the smaller rate
+    assert best_rate(rows) == 3e-3  # a tie on score and AUC goes to the smaller rate
     rows[1e-2]["tie"] = 0.85
-    assert _best(rows) == 1e-2
+    assert best_rate(rows) == 1e-2
     import pandas as pd
 
     table = pd.DataFrame({"chosen": [False, False, True]}, index=[1e-3, 3e-3, 1e-2])
@@ -65,11 +66,11 @@ def test_the_winner_rule_and_the_edge_flag():
 
 
 def test_comparison_rates_are_the_dev_winners_on_record():
-    """The rates in COMPARISON_RUNS are the winners of docs/results/dev_selection/selection.json."""
+    """The stand-in rates of the registered runs are the winners of docs/results/dev_selection/selection.json."""
     record = json.loads((ROOT / "docs" / "results" / "dev_selection" / "selection.json").read_text())
     assert record["preset"] == "fast"
     for name, entry in record["sweeps"].items():
-        assert COMPARISON_RUNS[name].lr == pytest.approx(entry["chosen_lr"]), name
+        assert get_run(name).rates[STAND_IN] == pytest.approx(entry["chosen_lr"]), name
         chosen = [c for c in entry["candidates"].values() if c["chosen"]]
         assert len(chosen) == 1 and chosen[0]["score"] == max(c["score"] for c in entry["candidates"].values())
     assert METHOD_RUN == record["method"]

@@ -116,16 +116,17 @@ def test_settings_name_the_comparison_runs():
     assert AdaptSettings(policy="full", contrastive="pairwise").name == "full/pairwise+distill"
 
 
-def test_every_comparison_run_is_named_for_its_policy_and_losses():
-    from hfr_tutorial.artifacts import ABLATIONS, COMPARISON_RUNS, FULL_RUN, METHOD_RUN
+def test_every_registered_run_is_named_for_its_policy_and_losses():
+    from hfr_tutorial.runs import FULL_RUN, METHOD_RUN, RUNS, ablations
 
-    for name, settings in COMPARISON_RUNS.items():
-        assert settings.resolved(TINY.train).name == name
-    assert METHOD_RUN in COMPARISON_RUNS and FULL_RUN in COMPARISON_RUNS and METHOD_RUN.startswith("paper/")
-    for ablation, run in ABLATIONS.items():  # an ablation differs from its run in distillation only
-        a, r = COMPARISON_RUNS[ablation], COMPARISON_RUNS[run]
-        assert a.distill_weight == 0 and (a.policy, a.contrastive, a.lr, a.epochs) == (r.policy, r.contrastive, r.lr,
-                                                                                     r.epochs)
+    for name, spec in RUNS.items():
+        if spec.adapts:
+            assert spec.settings.resolved(TINY.train).name == name
+    assert RUNS[METHOD_RUN].role == "method" and RUNS[FULL_RUN].role == "full" and METHOD_RUN.startswith("paper/")
+    for ablation, run in ablations().items():  # an ablation differs from its run in distillation only
+        a, r = RUNS[ablation], RUNS[run]
+        assert a.settings.distill_weight == 0 and (a.settings.policy, a.settings.contrastive, a.rates) == (
+            r.settings.policy, r.settings.contrastive, r.rates)
 
 
 def test_settings_take_the_recipe_from_the_preset():
