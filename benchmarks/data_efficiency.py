@@ -15,12 +15,11 @@ its training split:
 Each point trains three models, with the recipe chosen on dev for the whole training split (no
 setting is chosen here, and eval is only measured):
 
-* ``method``: :data:`~hfr_tutorial.artifacts.METHOD_RUN` from the RGB baseline;
-* ``full``: :data:`~hfr_tutorial.artifacts.FULL_RUN` from the RGB baseline (every parameter);
+* ``method``: :data:`~hfr_tutorial.runs.METHOD_RUN` from the RGB baseline;
+* ``full``: :data:`~hfr_tutorial.runs.FULL_RUN` from the RGB baseline (every parameter);
 * ``oracle``: the joint oracle, from scratch, on every VIS image of the training split (the RGB
   data the baseline had) plus the reduced NIR/thermal images, for as many optimisation steps as
-  the oracle of the whole split (:func:`~hfr_tutorial.artifacts.load_oracle`, by rule the
-  baseline's steps).
+  the oracle of the whole split (by rule the baseline's steps).
 
 **Same step budget.**  Fewer identities make shorter epochs, so every adaptation runs the number
 of optimisation steps of the preset's recipe on the whole split (``adapt_epochs`` x steps per
@@ -48,28 +47,37 @@ Records go to ``runs/data_efficiency/<layout>-<protocol>/`` unless ``--out`` say
 
 Writes ``data_efficiency.json`` and ``data_efficiency.md`` (``--out``, default
 ``docs/results/data_efficiency``) and the figure ``docs/results/data_efficiency.png``
-(:func:`hfr_tutorial.plots.plot_data_efficiency`; notebook 05 shows it).  Each trained point is
-cached under ``$HFR_CACHE/<preset>/data_efficiency/``, so an interrupted run resumes.  ``--quick``
+(:func:`hfr_tutorial.plots.plot_data_efficiency`; notebook 05 shows it).  Every point is one
+experiment of the main job's path (:func:`hfr_tutorial.experiment.run` with a
+:class:`~hfr_tutorial.experiment.TrainSubset`): its models are ordinary cache entries (an interrupted
+run resumes, a second run trains nothing), and its figures come with the main job's metrics.  ``--quick``
 runs a small grid on the ``smoke`` preset (seconds; CI runs it) and writes under ``--out`` only.
 """
 from __future__ import annotations
 
 import argparse
-import functools
-import hashlib
 import json
 import sys
 import time
-from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))  # hfr_tutorial from this checkout
+
+from hfr_tutorial.config import get_preset  # noqa: E402
+from hfr_tutorial.environment import machine_description  # noqa: E402
+from hfr_tutorial.experiment import (EmbeddedData, Experiment, ExperimentError, LayoutData, StandIn,  # noqa: E402
+                                     TrainSubset, experiment_from_args, resolve_device, run)
+from hfr_tutorial.parallel_build import default_workers  # noqa: E402
+from hfr_tutorial.plots import plot_data_efficiency  # noqa: E402
+from hfr_tutorial.runs import FULL_RUN, METHOD_RUN, ORACLE_RUN  # noqa: E402
+
 MODELS = ("method", "full", "oracle")
-STUDY_VERSION = 1
-"""Bump when a change here makes the cached points wrong."""
+RUN_OF = {"method": METHOD_RUN, "full": FULL_RUN, "oracle": ORACLE_RUN}
+"""The run each model of the study trains."""
 
 
 def grid(identities: list[int], pairs: list[int], pairs_at: int, full_pairs: int) -> list[tuple[str, int, int]]:
@@ -77,124 +85,6 @@ def grid(identities: list[int], pairs: list[int], pairs_at: int, full_pairs: int
     points = [("identities", n, full_pairs) for n in identities]
     points += [("pairs", pairs_at, k) for k in pairs]
     return points
-
-
-def _world(preset_name: str) -> tuple[Any, Any, Any]:
-    from hfr_tutorial.artifacts import load_baseline, load_faceset
-    from hfr_tutorial.config import get_preset
-
-    preset = get_preset(preset_name)
-    faceset = load_faceset(preset, 0, progress=False)
-    return preset, faceset, load_baseline(preset, 0, progress=False)
-
-
-def _cache_file(preset: Any, model: str, n: int, k: int, seed: int, payload: dict[str, Any]) -> Path:
-    from hfr_tutorial.config import cache_dir
-
-    digest = hashlib.sha1(json.dumps(payload, sort_keys=True, default=str).encode()).hexdigest()[:12]
-    return cache_dir() / preset.name / "data_efficiency" / f"{model}-n{n}-k{k}-s{seed}-{digest}.json"
-
-
-def _steps(loader_length: int, target: int) -> int:
-    """Whole epochs whose steps come nearest ``target`` (at least one)."""
-    return max(1, round(target / max(1, loader_length)))
-
-
-def train_point(preset_name: str, model: str, n: int, k: int, seed: int) -> dict[str, Any]:
-    """Train (or load) one model of one point and evaluate it on eval; the record is cached as JSON."""
-    from hfr_tutorial.artifacts import (COMPARISON_RUNS, adapt_payload, load_adapted,
-                                        load_oracle, recognizer_payload)
-    from hfr_tutorial.pipeline import evaluate_model, write_json
-    from hfr_tutorial.train import adapt_cross_spectral, train_recognizer
-
-    preset, faceset, baseline = _world(preset_name)
-    train_all = faceset.select(split="train")
-    config = preset.train
-    whole = n == preset.data.n_train_ids and k == preset.data.images_per_modality
-    if model == "oracle":
-        data = train_all.paired_subset(n, k, seed=seed, all_vis=True)
-        steps_per_epoch = len(data) // config.batch_size
-        full_steps = config.oracle_epochs * (len(train_all) // config.batch_size)
-        epochs = _steps(steps_per_epoch, full_steps)
-        payload = recognizer_payload(preset, 0, tuple(preset.data.modalities), epochs, augment=config.oracle_augment)
-        batch = config.batch_size
-    else:
-        settings = COMPARISON_RUNS[run_name(model)].resolved(config)
-        data = train_all.paired_subset(n, k, seed=seed)
-        batch = min(config.batch_size, n)
-        cfg = replace(config, batch_size=batch)
-        length = len(data.pair_loader(batch, seed=seed, pairs_per_identity=cfg.adapt_pairs_per_identity,
-                                      drop_last=True))
-        full_length = len(train_all.pair_loader(config.batch_size, seed=0,
-                                                pairs_per_identity=config.adapt_pairs_per_identity, drop_last=True))
-        epochs = _steps(length, settings.epochs * full_length)
-        steps_per_epoch = length
-        settings = replace(settings, epochs=epochs)
-        payload = adapt_payload(preset.replace(train__batch_size=batch), settings, baseline.key, seed)
-    payload = {**payload, "study": STUDY_VERSION, "n": n, "k": k, "subset_seed": seed, "model": model}
-    path = _cache_file(preset, model, n, k, seed, payload)
-    if path.is_file():
-        return json.loads(path.read_text())
-    t0 = time.perf_counter()
-    if whole and seed == 0:  # the main job's own run: load it (or build it where the main job would)
-        artifact = (load_oracle(preset, 0, progress=False) if model == "oracle"
-                    else load_adapted(COMPARISON_RUNS[run_name(model)], preset, 0, progress=False))
-        trained, seconds = artifact.model, artifact.seconds
-    elif model == "oracle":
-        result = train_recognizer(data, config, epochs=epochs, modalities=tuple(preset.data.modalities),
-                                  augment=config.oracle_augment, seed=seed, progress=False)
-        trained, seconds = result.model, result.seconds
-    else:
-        result = adapt_cross_spectral(baseline.model, data, cfg, settings, seed=seed, progress=False)
-        trained, seconds = result.model, result.seconds
-    _, protocols = evaluate_model(trained, faceset.select(split="eval"), preset.eval_batch_size)
-    record = {"model": model, "n_identities": n, "pairs_per_identity": k, "seed": seed, "epochs": epochs,
-              "steps": epochs * steps_per_epoch, "batch_size": batch, "train_images": len(data),
-              "train_seconds": round(seconds, 1), "from_main_job": bool(whole and seed == 0),
-              "rank1": {p: r["rank1"] for p, r in protocols.items()}, "wall_seconds": round(time.perf_counter() - t0, 1)}
-    path.parent.mkdir(parents=True, exist_ok=True)
-    write_json(path, record)
-    return record
-
-
-# ------------------------------------------------------------------ a layout and a pretrained model
-def run_name(model: str) -> str:
-    """The comparison run a model of this study trains: the paper's policy and loss, or every parameter."""
-    from hfr_tutorial.artifacts import FULL_RUN, METHOD_RUN
-
-    return METHOD_RUN if model == "method" else FULL_RUN
-
-
-@functools.lru_cache(maxsize=1)
-def _layout_world(data: str, protocol: str | None, model_ref: str, preset_name: str) -> tuple[Any, ...]:
-    """``(preset, faceset, start, teacher, protocols, held_out)`` of a layout, as the main job reads it.
-
-    ``faceset`` has a dev split (carved from the training identities with the recipe's
-    ``dev_fraction`` and seed 0 when the protocol has none); ``protocols`` are the eval protocols the
-    layout supports; ``held_out`` names the identities carved as dev (empty when the protocol has a
-    dev split).  Raises ``ExperimentError`` (a clear message) for data or a model the method
-    cannot run on, before any training.
-    """
-    from hfr_tutorial.config import get_preset
-    from hfr_tutorial.data import FaceSet
-    from hfr_tutorial.experiment import ExperimentError, carve_dev, check_faceset, resolve_folds, resolve_model
-
-    preset = get_preset(preset_name)
-    folds = resolve_folds(data, protocol)
-    if len(folds) > 1:
-        raise ExperimentError(f"--protocol {protocol} names {len(folds)} folds ({', '.join(map(str, folds))}); the "
-                              "curve is measured on one: give one of them.")
-    start = resolve_model(model_ref)
-    teacher = start.load()
-    faceset = FaceSet.from_layout(data, protocol=folds[0])
-    protocols = check_faceset(faceset, f"{data}, protocol {protocol or 'default'}")
-    if faceset.image_size % 16:
-        raise ExperimentError(f"{data}: images of {faceset.image_size} px; EdgeFace needs a side divisible by 16 "
-                              "(112 for the official weights). Rewrite the layout with --size 112.")
-    held_out: list[str] = []
-    if not np.any(faceset.splits == "dev"):
-        faceset, held_out = carve_dev(faceset, preset.pretrained.dev_fraction, 0)
-    return preset, faceset, start, teacher, protocols, held_out
 
 
 def limits(train: Any) -> tuple[int, int]:
@@ -206,116 +96,31 @@ def limits(train: Any) -> tuple[int, int]:
     return len(complete), max(counts, default=0)
 
 
-def _layout_key(data: str, protocol: str | None, model_ref: str, preset_name: str) -> tuple[Any, str]:
-    """The preset and a digest of what a layout point depends on: the images and splits, the weights, the recipe."""
-    from dataclasses import asdict
-
-    preset, faceset, start, *_ = _layout_world(data, protocol, model_ref, preset_name)
-    content = hashlib.sha1()
-    for path, split, ident, mod in zip(faceset.paths, faceset.splits, faceset.identities, faceset.modalities):
-        content.update(f"{path}|{split}|{ident}|{mod}\n".encode())
-    payload = {"study": STUDY_VERSION, "data": content.hexdigest(), "weights": start.describe()["sha256"],
-               "recipe": asdict(preset.pretrained), "train": asdict(preset.train)}
-    return preset, hashlib.sha1(json.dumps(payload, sort_keys=True, default=str).encode()).hexdigest()[:12]
+def point_experiment(base: Experiment, n: int, k: int, seed: int, models: list[str]) -> Experiment:
+    """The experiment of one point: ``base`` on ``n`` paired identities x ``k`` images (drawn with ``seed``)."""
+    data = base.data
+    subset = TrainSubset(n, k, seed)
+    data = EmbeddedData(subset) if isinstance(data, EmbeddedData) else LayoutData(data.root, data.protocol, subset)
+    return Experiment(data, base.start, tuple(RUN_OF[m] for m in models), base.preset, base.seed, base.lr,
+                      base.epochs, base.batch_size)
 
 
-def _layout_cache(data: str, protocol: str | None, model_ref: str, preset_name: str, name: str) -> Path:
-    from hfr_tutorial.config import cache_dir
-
-    preset, key = _layout_key(data, protocol, model_ref, preset_name)
-    return cache_dir() / preset.name / "data_efficiency" / f"layout-{key}" / f"{name}.json"
-
-
-def _eval_rank1(model: Any, data: str, protocol: str | None, model_ref: str, preset_name: str,
-                device: str) -> dict[str, float]:
-    from hfr_tutorial.evaluate import embed
-    from hfr_tutorial.experiment import protocol_figures
-
-    preset, faceset, _, _, protocols, _ = _layout_world(data, protocol, model_ref, preset_name)
-    evalset = faceset.select(split="eval")
-    emb = embed(model.to(device), evalset, batch_size=preset.eval_batch_size, progress=False)
-    return {p: float(r["rank1"]) for p, r in protocol_figures(emb, evalset, protocols).items()}
-
-
-def choose_lr(data: str, protocol: str | None, model_ref: str, preset_name: str, model: str, device: str,
-              progress: bool = True) -> dict[str, Any]:
-    """The rate of ``model`` chosen on dev with every training identity, as the main job chooses it (cached).
-
-    Trains the model at each rate of the recipe's ``lr_grid`` (seed 0) and keeps the best on dev
-    that passes the VIS guard; the kept model is also the curve's top point at seed 0 (written to
-    the point cache).  Raises ``ExperimentError`` with the guard's reason when every rate is refused.
-    """
-    from hfr_tutorial.evaluate import embed
-    from hfr_tutorial.experiment import ExperimentError, dev_summary, adapt_choosing_lr
-    from hfr_tutorial.pipeline import write_json
-
-    path = _layout_cache(data, protocol, model_ref, preset_name, f"lr-{model}")
-    path.parent.mkdir(parents=True, exist_ok=True)
-    if path.is_file():
-        return json.loads(path.read_text())
-    preset, faceset, _, teacher, *_ = _layout_world(data, protocol, model_ref, preset_name)
-    dev = faceset.select(split="dev")
-    teacher_dev = embed(teacher.to(device), dev, batch_size=preset.eval_batch_size, progress=False)
-    dev_before, _ = dev_summary(teacher_dev, dev)  # the VIS guard's reference: the model before adaptation
-    say = print if progress else (lambda *a, **k: None)
-    say(f"[data efficiency] {model}: choosing the learning rate on dev from {list(preset.pretrained.lr_grid)}")
-    rec = adapt_choosing_lr(run_name(model), teacher, faceset, dev, preset, preset.pretrained,
-                            list(preset.pretrained.lr_grid), dev_before, seed=0, device=device, say=say)
-    if rec["status"] != "ok":
-        raise ExperimentError(f"{model}: {rec['reason']}")
-    train = faceset.select(split="train")
-    n, k = limits(train)
-    if len(train.paired_subset(n, k, seed=0)) == len(train):  # the top point is the whole split: keep this model
-        config = rec["config"]
-        length = len(train.pair_loader(config.batch_size, seed=0, pairs_per_identity=config.adapt_pairs_per_identity,
-                                       drop_last=True))
-        point = {"model": model, "n_identities": n, "pairs_per_identity": k, "seed": 0, "epochs": config.adapt_epochs,
-                 "steps": config.adapt_epochs * length, "batch_size": config.batch_size, "train_images": len(train),
-                 "train_seconds": round(rec["result"].seconds, 1), "from_main_job": False, "lr": rec["lr"],
-                 "rank1": _eval_rank1(rec["result"].model, data, protocol, model_ref, preset_name, device)}
-        write_json(_layout_cache(data, protocol, model_ref, preset_name, f"{model}-n{n}-k{k}-s0-lr{rec['lr']:g}"),
-                   point)
-    chosen = {"lr": rec["lr"], "candidates": rec["candidates"], "selection": rec["selection"],
-              "train_seconds": rec["train_seconds"]}
-    write_json(path, chosen)
-    return chosen
-
-
-def train_layout_point(data: str, protocol: str | None, model_ref: str, preset_name: str, model: str, n: int, k: int,
-                       seed: int, lr: float, device: str) -> dict[str, Any]:
-    """Adapt the pretrained model on ``n`` paired identities x ``k`` images of the layout; eval rank-1 (cached)."""
-    from hfr_tutorial.artifacts import COMPARISON_RUNS
-    from hfr_tutorial.experiment import pretrained_train_config
-    from hfr_tutorial.pipeline import write_json
-    from hfr_tutorial.train import adapt_cross_spectral
-
-    path = _layout_cache(data, protocol, model_ref, preset_name, f"{model}-n{n}-k{k}-s{seed}-lr{lr:g}")
-    if path.is_file():
-        return json.loads(path.read_text())
-    preset, faceset, _, teacher, *_ = _layout_world(data, protocol, model_ref, preset_name)
-    recipe = preset.pretrained
-    train_all = faceset.select(split="train")
-    subset = train_all.paired_subset(n, k, seed=seed)
-    n_all = len(np.unique(train_all.identities))
-    config = pretrained_train_config(preset, recipe, lr, n)
-    full = pretrained_train_config(preset, recipe, lr, n_all)
-    length = len(subset.pair_loader(config.batch_size, seed=seed, pairs_per_identity=config.adapt_pairs_per_identity,
-                                    drop_last=True))
-    full_length = len(train_all.pair_loader(full.batch_size, seed=0, pairs_per_identity=full.adapt_pairs_per_identity,
-                                            drop_last=True))
-    epochs = _steps(length, recipe.epochs * full_length)  # the step budget of the whole split
-    config = replace(config, adapt_epochs=epochs)
-    settings = replace(COMPARISON_RUNS[run_name(model)], lr=None, epochs=None)  # the recipe's rate and epochs
-    t0 = time.perf_counter()
-    result = adapt_cross_spectral(teacher, subset, config, settings, seed=seed, device=device, progress=False)
-    record = {"model": model, "n_identities": n, "pairs_per_identity": k, "seed": seed, "epochs": epochs,
-              "steps": epochs * length, "batch_size": config.batch_size, "train_images": len(subset),
-              "train_seconds": round(result.seconds, 1), "from_main_job": False, "lr": lr,
-              "rank1": _eval_rank1(result.model, data, protocol, model_ref, preset_name, device),
-              "wall_seconds": round(time.perf_counter() - t0, 1)}
-    path.parent.mkdir(parents=True, exist_ok=True)
-    write_json(path, record)
-    return record
+def point_records(metrics: dict[str, Any], n: int, k: int, seed: int, models: list[str]) -> list[dict[str, Any]]:
+    """The study's record of each model of one point, read from the point experiment's ``metrics.json``."""
+    fold = next(iter(metrics["folds"].values()))
+    out = []
+    for m in models:
+        rec = fold["models"][RUN_OF[m]]
+        if rec.get("status") != "ok":
+            raise ExperimentError(f"{m} at {n} identities x {k} images (seed {seed}): {rec['reason']}")
+        recipe = rec.get("recipe", {})
+        out.append({"model": m, "n_identities": n, "pairs_per_identity": k, "seed": seed,
+                    "epochs": recipe.get("epochs"), "steps": recipe.get("steps", rec.get("steps")),
+                    "batch_size": recipe.get("batch_size"), "train_images": recipe.get("train_images"),
+                    "train_seconds": rec["train_seconds"], "from_cache": rec["from_cache"], "lr": rec["lr"],
+                    "rank1": {p: v["rank1"] for p, v in rec["protocols"].items()},
+                    "rank1_interval": {p: v["rank1"] for p, v in rec["intervals"].items()}})
+    return out
 
 
 def summarise(points: list[dict[str, Any]], baseline: dict[str, float]) -> dict:
@@ -446,13 +251,6 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--figure", type=Path, default=None)
     args = parser.parse_args(argv)
 
-    from hfr_tutorial.config import get_preset
-    import torch
-
-    from hfr_tutorial.deploy import machine_description
-    from hfr_tutorial.experiment import ExperimentError, resolve_device
-    from hfr_tutorial.parallel_build import default_workers, side_by_side
-
     layout = args.data is not None
     if args.quick:
         args.preset = "smoke"
@@ -465,36 +263,35 @@ def main(argv: list[str] | None = None) -> int:
         args.out = args.out or ROOT / "runs" / "data_efficiency_quick"
     args.seeds = args.seeds or [0, 1, 2]
     args.models = args.models or (["method", "full"] if layout else list(MODELS))
-    if args.lr is not None and not (np.isfinite(args.lr) and args.lr > 0):
-        raise SystemExit(f"data_efficiency: --lr {args.lr}: a learning rate must be a finite number > 0.")
     if not layout and (args.protocol or args.lr is not None or args.model is not None):
         raise SystemExit("data_efficiency: --protocol, --lr and --model need --data (the embedded world adapts its "
                          "own RGB baseline, with the rates chosen on dev by the main job).")
+    if layout and "oracle" in args.models:
+        raise SystemExit("data_efficiency: --models oracle trains from scratch on the embedded world only; with "
+                         "--data compare method and full (the pretrained model is the start).")
+    if layout and not args.data.is_dir():
+        raise SystemExit(f"data_efficiency: --data {args.data} is not a folder; give a standard layout "
+                         "(data_scripts/ write one).")
     try:
         device = str(resolve_device(None if args.device == "auto" else args.device))
-        if layout:
-            if "oracle" in args.models:
-                raise SystemExit("data_efficiency: --models oracle trains from scratch on the embedded world only; "
-                                 "with --data compare method and full (the pretrained model is the start).")
-            data_arg = str(args.data.resolve())
-            if not args.data.is_dir():
-                raise SystemExit(f"data_efficiency: --data {args.data} is not a folder; give a standard layout "
-                                 "(data_scripts/ write one).")
-            world = (data_arg, args.protocol, args.model or "edgeface_xxs", args.preset)
-            preset, faceset, start, teacher, protocols, held_out = _layout_world(*world)
-            n_max, k_max = limits(faceset.select(split="train"))
-            where = f"the layout {args.data} (protocol {args.protocol or 'default'}" + (
-                f"; {len(held_out)} training identities held out as dev, as it has no dev split)" if held_out else ")")
-            name = f"{faceset.name}-{args.protocol or 'default'}".replace("/", "-")
-            default_out = ROOT / "runs" / "data_efficiency" / name
-        else:
-            preset, faceset, baseline = _world(args.preset)
-            protocols = ["vis->vis", "nir->vis", "thermal->vis"]
-            n_max, k_max = preset.data.n_train_ids, preset.data.images_per_modality
-            where = f"the preset {preset.name!r}"
-            default_out = ROOT / "docs" / "results" / "data_efficiency"
+        base = experiment_from_args(data=args.data.resolve() if layout else None, protocol=args.protocol,
+                                    model=(args.model or "edgeface_xxs") if layout else None, preset=args.preset,
+                                    runs=[RUN_OF[m] for m in args.models], lr=args.lr)
+        if layout and len(base.data.fold_names()) > 1:
+            raise ExperimentError(f"--protocol {args.protocol} names {len(base.data.fold_names())} folds; the curve is "
+                                  "measured on one: give one of them.")
+        faceset = next(iter(base.data.folds(base.preset, base.seed, progress=False).values()))
+        train = faceset.select(split="train")
+        n_max, k_max = limits(train)
+        held_out = list(faceset.meta.get("dev_carved", []))
+        where = (f"the layout {args.data} (protocol {args.protocol or 'default'}" + (
+            f"; {len(held_out)} training identities held out as dev, as it has no dev split)" if held_out else ")")
+                 if layout else f"the preset {base.preset.name!r}")
     except (ExperimentError, ValueError, FileNotFoundError) as err:
         raise SystemExit(f"data_efficiency: {err}") from None
+    preset = base.preset
+    default_out = (ROOT / "runs" / "data_efficiency" / f"{faceset.name}-{args.protocol or 'default'}".replace("/", "-")
+                   if layout else ROOT / "docs" / "results" / "data_efficiency")
     identities = args.identities or default_identities(n_max)
     pairs = args.pairs or sorted({1, 2, k_max} & set(range(1, k_max + 1)))
     pairs_at = args.pairs_at or min(50, n_max)
@@ -507,67 +304,82 @@ def main(argv: list[str] | None = None) -> int:
         raise SystemExit("data_efficiency: --workers must be >= 1.")
     points = grid(identities, pairs, pairs_at, k_max)
     start_time = time.perf_counter()
+    runs_dir = out / "points"
     lr_choice: dict[str, Any] = {}
-    if layout:
-        for m in args.models:  # the rate chosen on dev with every identity, before the curve (cached)
-            try:
-                lr_choice[m] = ({"lr": args.lr, "selection": "learning rate given (--lr)"} if args.lr is not None
-                                else choose_lr(*world, m, device))
-            except ExperimentError as err:
-                raise SystemExit(f"data_efficiency: {err}") from None
-        calls = sorted({(*world, m, n, k, s, lr_choice[m]["lr"], device) for s in args.seeds for m in args.models
-                        for _, n, k in points}, key=lambda c: (-c[5], c[7]))
-        fn: Any = train_layout_point
-        key_of = (lambda c: c[4:8])
-    else:
-        calls = sorted({(preset.name, m, n, k, s) for s in args.seeds for m in args.models for _, n, k in points},
-                       key=lambda c: (c[1] != "oracle", -c[2], c[4]))  # the long ones first
-        fn, key_of = train_point, (lambda c: c[1:5])
-    print(f"[data efficiency] {len(calls)} models on {workers} process(es): {len(points)} points x "
-          f"{len(args.models)} models x {len(args.seeds)} seeds (cached points load)")
+    if layout and args.lr is None:  # each model's rate chosen on dev with every identity, kept for every point
+        print(f"[data efficiency] choosing each model's learning rate on dev from {list(preset.pretrained.lr_grid)}")
+        whole = run(base, runs_dir / "lr-choice", device=device, workers=workers, progress=False, figures=False,
+                    checkpoints=False, overwrite=True)
+        fold = next(iter(whole["folds"].values()))
+        for m in args.models:
+            rec = fold["models"][RUN_OF[m]]
+            if rec.get("status") != "ok":
+                raise SystemExit(f"data_efficiency: {m}: {rec['reason']}")
+            lr_choice[m] = {"lr": rec["lr"], "candidates": rec["recipe"]["candidates"], "how": rec["recipe"]["how"]}
+    keys = sorted({(n, k, s) for s in args.seeds for _, n, k in points}, key=lambda t: (-t[0], t[2], t[1]))
+    print(f"[data efficiency] {len(keys)} points x {len(args.models)} models ({len(points)} grid points x "
+          f"{len(args.seeds)} seeds; cached models load)")
     from tqdm.auto import tqdm
 
     results: dict[tuple, dict] = {}
-    iterator = side_by_side(fn, calls, workers, threads=1) if workers > 1 else (fn(*c) for c in calls)
-    for call, result in zip(calls, tqdm(iterator, total=len(calls), desc="data efficiency", mininterval=5)):
-        results[key_of(call)] = result
+    start_name = None
+    for n, k, seed in tqdm(keys, desc="data efficiency", mininterval=5):
+        models = args.models
+        if layout and lr_choice:  # one experiment per model: each at its own dev-chosen rate
+            records = []
+            for m in models:
+                e = point_experiment(base, n, k, seed, [m])
+                e = Experiment(e.data, e.start, e.runs, e.preset, e.seed, lr_choice[m]["lr"])
+                metrics = run(e, runs_dir / f"{m}-n{n}-k{k}-s{seed}", device=device, workers=workers,
+                              progress=False, figures=False, checkpoints=False, overwrite=True)
+                records += point_records(metrics, n, k, seed, [m])
+        else:
+            metrics = run(point_experiment(base, n, k, seed, models), runs_dir / f"n{n}-k{k}-s{seed}", device=device,
+                          workers=workers, progress=False, figures=False, checkpoints=False, overwrite=True)
+            records = point_records(metrics, n, k, seed, models)
+        start_name = metrics["experiment"]["starting_model"]["name"]
+        fold = next(iter(metrics["folds"].values()))
+        baseline_r1 = {p: v["rank1"] for p, v in fold["models"][start_name]["protocols"].items()}
+        for r in records:
+            results[(r["model"], n, k, seed)] = r
     flat_points = [{**results[(m, n, k, s)], "axis": axis} for axis, n, k in points for m in args.models
                    for s in args.seeds]
+    protocols = list(baseline_r1)
+    described = base.describe()
     if layout:
-        baseline_r1 = _eval_rank1(teacher, *world, device)
-        baseline_name = f"{start.variant} before adaptation"
-        source = {"kind": "layout", "root": data_arg, "name": faceset.name, "protocol": args.protocol or "default",
-                  "starting_model": start.describe(), "protocols": protocols, "dev_identities_held_out": held_out}
+        baseline_name = f"{base.start.variant} before adaptation"
+        source = {"kind": "layout", "root": described["data"]["root"], "name": faceset.name,
+                  "protocol": args.protocol or "default", "starting_model": described["starting_model"],
+                  "protocols": protocols, "dev_identities_held_out": held_out}
     else:
-        from hfr_tutorial.pipeline import evaluate_model
-
-        _, base = evaluate_model(baseline.model, faceset.select(split="eval"), preset.eval_batch_size)
-        baseline_r1 = {p: r["rank1"] for p, r in base.items()}
         baseline_name = "RGB baseline before adaptation"
         source = {"kind": "embedded", "name": f"synthetic-{preset.name}"}
     adapt_steps = next((p["steps"] for p in flat_points if p["model"] != "oracle"
                         and p["n_identities"] == n_max and p["pairs_per_identity"] == k_max), None)
     oracle_steps = next((p["steps"] for p in flat_points if p["model"] == "oracle"
                          and p["n_identities"] == n_max and p["pairs_per_identity"] == k_max), None)
+    import torch
+
     record = {"preset": preset.name, "data": source, "seeds": args.seeds, "models": args.models,
               "identities": identities, "pairs": pairs, "pairs_at": pairs_at, "workers": workers,
               "baseline": baseline_r1, "baseline_name": baseline_name, "protocols": protocols,
               "adapt_steps": adapt_steps, "oracle_steps": oracle_steps if "oracle" in args.models else "-",
-              "lr": {m: c["lr"] for m, c in lr_choice.items()} or "chosen on dev by the main job (the preset's recipe)",
+              "lr": ({m: c["lr"] for m, c in lr_choice.items()} if lr_choice else
+                     {m: args.lr for m in args.models} if args.lr is not None else
+                     "chosen on dev by the main job (the preset's recipe)"),
               "lr_selection": lr_choice or None, "points": flat_points,
               "machine": {**machine_description(threads=1 if workers > 1 else torch.get_num_threads()),
                           "device": device},
               "runs": len(results),
-              "train_seconds_total": round(sum(r["train_seconds"] for r in results.values() if not r["from_main_job"]), 1)}
+              "train_seconds_total": round(sum(r["train_seconds"] for r in results.values()
+                                               if not r["from_cache"]), 1)}
     record["summary"] = summarise(flat_points, baseline_r1)
     record["seconds"] = round(time.perf_counter() - start_time, 1)
     out.mkdir(parents=True, exist_ok=True)
     (out / "data_efficiency.json").write_text(json.dumps(record, indent=1, default=float) + "\n")
-    title = f"preset `{preset.name}`" + (f", layout `{faceset.name}`, {start.variant}" if layout else "")
+    title = f"preset `{preset.name}`" + (f", layout `{faceset.name}`, {base.start.variant}" if layout else "")
     lines = [f"# How much paired data (`benchmarks/data_efficiency.py`, {title})", "", *markdown(record)]
     (out / "data_efficiency.md").write_text("\n".join(lines) + "\n")
-    from hfr_tutorial.plots import plot_data_efficiency
-
     figure.parent.mkdir(parents=True, exist_ok=True)
     plot_data_efficiency(record).savefig(figure, bbox_inches="tight")
     print("\n".join(lines))

@@ -26,7 +26,7 @@ import numpy as np
 from sklearn.metrics import auc as _area
 
 from .evaluate import DEFAULT_PROTOCOLS, ProtocolScores, eer_from_roc, far_key, roc, score_protocols, tar_at_far_from_roc
-from .uncertainty import eer_from_histograms, percentile_interval, tar_from_histograms
+from .uncertainty import eer_from_curves, error_curves, percentile_interval, tar_from_curves
 
 N_BOOT = 1000
 """Bootstrap resamples of the eval identities behind every interval of a report."""
@@ -90,26 +90,26 @@ class IdentityResampler:
     def resampled_histograms(self) -> tuple[np.ndarray, np.ndarray]:
         """Genuine and impostor score histograms of every resample, ``(n_boot, bins)`` each (computed once
         for all the ROC figures of this protocol)."""
-        gen, imp = self.histograms
-        return self.counts @ gen, self.counts @ imp
+        gen, imp = self.histograms  # float32: every count stays an exact integer (< 2**24 pairs), half the memory
+        counts = self.counts.astype(np.float32)
+        return counts @ gen.astype(np.float32), counts @ imp.astype(np.float32)
 
-    def _chunked(self, fn: Callable[[np.ndarray, np.ndarray], np.ndarray]) -> np.ndarray:
-        g, m = self.resampled_histograms
-        return np.concatenate([fn(g[i:i + 100], m[i:i + 100]) for i in range(0, len(g), 100)])  # bounded memory
+    @cached_property
+    def curves(self) -> tuple[np.ndarray, np.ndarray]:
+        """FRR and FAR at every bin edge of every resample, ``(n_boot, bins + 1)`` each (computed once)."""
+        return error_curves(*self.resampled_histograms)
 
     def eer(self) -> np.ndarray:
-        return self._chunked(eer_from_histograms)
+        return eer_from_curves(*self.curves)
 
     def tar_at_far(self, far: float) -> np.ndarray:
-        return self._chunked(lambda g, m: tar_from_histograms(g, m, far))
+        return tar_from_curves(*self.curves, far)
 
     def auc(self) -> np.ndarray:
-        def area(g: np.ndarray, m: np.ndarray) -> np.ndarray:
-            below = np.cumsum(m, axis=1) - m  # impostors in lower bins
-            pairs = g.sum(axis=1) * m.sum(axis=1)
-            with np.errstate(invalid="ignore", divide="ignore"):
-                return (g * (below + 0.5 * m)).sum(axis=1) / pairs
-        return self._chunked(area)
+        """Area under the ROC of every resample: the trapezoid rule over the bin edges (ties count half)."""
+        frr, far = self.curves
+        tar = 1 - frr
+        return -np.trapezoid(tar, far, axis=1)
 
 
 @dataclass(frozen=True)

@@ -8,7 +8,7 @@ rank-1 ill-defined).
 
 * :func:`percentile_interval` turns resamples into a (lo, hi) interval;
 * :func:`eer_from_histograms` and :func:`tar_from_histograms` compute EER and TAR@FAR of many
-  resampled score histograms at once.
+  resampled score histograms at once (``*_from_curves`` from their FRR/FAR curves, computed once).
 
 The resampling itself (one draw for every model and protocol, so differences are paired) is
 :func:`hfr_tutorial.metrics.paired_bootstrap`, with every registered metric.
@@ -38,7 +38,7 @@ def percentile_interval(samples: np.ndarray, level: float = 0.95) -> tuple[float
     return float(lo), float(hi)
 
 
-def _curves(genuine: np.ndarray, impostor: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+def error_curves(genuine: np.ndarray, impostor: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """FRR and FAR at every bin edge of (B, K) score histograms over increasing bins."""
     zeros = np.zeros((len(genuine), 1))
     g_total = np.maximum(genuine.sum(axis=1, keepdims=True), 1e-12)
@@ -51,7 +51,11 @@ def _curves(genuine: np.ndarray, impostor: np.ndarray) -> tuple[np.ndarray, np.n
 
 def eer_from_histograms(genuine: np.ndarray, impostor: np.ndarray) -> np.ndarray:
     """EER of (B, K) weighted score histograms over increasing bins, interpolated between bin edges."""
-    frr, far = _curves(genuine, impostor)
+    return eer_from_curves(*error_curves(genuine, impostor))
+
+
+def eer_from_curves(frr: np.ndarray, far: np.ndarray) -> np.ndarray:
+    """EER of (B, K + 1) FRR and FAR curves (:func:`error_curves`), interpolated between bin edges."""
     d = far - frr  # decreasing from 1 to -1
     k = np.maximum(np.argmax(d <= 0, axis=1), 1)
     rows = np.arange(len(d))
@@ -64,7 +68,11 @@ def eer_from_histograms(genuine: np.ndarray, impostor: np.ndarray) -> np.ndarray
 
 def tar_from_histograms(genuine: np.ndarray, impostor: np.ndarray, far_target: float) -> np.ndarray:
     """TAR at the threshold where the FAR of (B, K) histograms falls to ``far_target`` (interpolated)."""
-    frr, far = _curves(genuine, impostor)
+    return tar_from_curves(*error_curves(genuine, impostor), far_target)
+
+
+def tar_from_curves(frr: np.ndarray, far: np.ndarray, far_target: float) -> np.ndarray:
+    """TAR at the threshold where FAR falls to ``far_target`` on (B, K + 1) curves (interpolated)."""
     k = np.maximum(np.argmax(far <= far_target, axis=1), 1)  # first edge at or below the target FAR
     rows = np.arange(len(far))
     f0, f1 = far[rows, k - 1], far[rows, k]

@@ -50,7 +50,8 @@ from .figures import write_figures
 from .outdir import output_folder, write_json
 from .recipe import candidate, choose, rate_plan, refusal
 from .report import render_report
-from .spec import EmbeddedData, Experiment, ExperimentError, Start, StandIn, fold_key, held_out_dev
+from .spec import (EmbeddedData, Experiment, ExperimentError, Start, StandIn, fold_key, held_out_dev,
+                   subset_is_whole, training_seed)
 from .summary import fold_claims, over_folds
 
 SCHEMA = 2
@@ -123,17 +124,26 @@ def _oracle(experiment: Experiment, faceset: FaceSet, data: str, device: Any, pr
     """The joint oracle of the fold (the embedded data only): from the cache, or trained."""
     preset, seed = experiment.preset, experiment.seed
     subset = experiment.data.subset
-    if subset is None:
+    if subset is None or (subset.seed == seed and subset_is_whole(subset, faceset)):
         return load_oracle(preset, seed, progress)
     full = faceset.select(split="train")
-    data_set = full.paired_subset(subset.n_identities, subset.images_per_modality, seed=subset.seed, all_vis=True)
+    data_set = artifact_train_images(experiment, faceset)
     config = preset.train
     steps = config.oracle_epochs * (len(full) // config.batch_size)
     epochs = max(1, round(steps / max(1, len(data_set) // config.batch_size)))
     return load_recognizer(data_set, faceset.select(split="dev"), data + "-oracle", config,
                            modalities=tuple(preset.data.modalities), epochs=epochs, augment=config.oracle_augment,
-                           name="joint/oracle", kind="oracle", preset_name=preset.name, seed=seed, device=device,
-                           progress=progress)
+                           name="joint/oracle", kind="oracle", preset_name=preset.name, seed=subset.seed,
+                           device=device, progress=progress)
+
+
+def artifact_train_images(experiment: Experiment, faceset: FaceSet) -> FaceSet:
+    """The images the oracle of this fold trains on (every VIS image of the split, the subset of the others)."""
+    full = faceset.select(split="train")
+    subset = experiment.data.subset
+    if subset is None:
+        return full
+    return full.paired_subset(subset.n_identities, subset.images_per_modality, seed=subset.seed, all_vis=True)
 
 
 def _adapted(experiment: Experiment, start: Start, faceset: FaceSet, data: str, run: str, lr: float,
@@ -141,8 +151,8 @@ def _adapted(experiment: Experiment, start: Start, faceset: FaceSet, data: str, 
     """One run at one rate: the cached adaptation of the starting model on the fold's training split."""
     _, train = training_split(experiment, faceset)
     return load_adaptation(start.model, start.key, start.variant, train, faceset.select(split="dev"), data, config,
-                           get_run(run).settings_at(lr), preset_name=experiment.preset.name, seed=experiment.seed,
-                           device=device, bf16=experiment.bf16, progress=progress)
+                           get_run(run).settings_at(lr), preset_name=experiment.preset.name,
+                           seed=training_seed(experiment), device=device, bf16=experiment.bf16, progress=progress)
 
 
 def _requests(experiment: Experiment, folds: dict[str, FaceSet], num_workers: int | None) -> list[tuple]:
@@ -158,7 +168,8 @@ def _requests(experiment: Experiment, folds: dict[str, FaceSet], num_workers: in
                 continue
             config = _config(experiment, full, train, num_workers)
             for lr in rate_plan(experiment, spec).rates:
-                payload = adapt_payload(start_key, data, config, spec.settings_at(lr), experiment.seed, experiment.bf16)
+                payload = adapt_payload(start_key, data, config, spec.settings_at(lr), training_seed(experiment),
+                                        experiment.bf16)
                 if not model_is_cached(experiment.preset.name, adapt_kind(spec.settings_at(lr), config), payload):
                     cost = 2.0 if spec.settings.policy.startswith("full") else 1.0  # type: ignore[union-attr]
                     missing.append((cost, label, run, lr))
@@ -250,7 +261,7 @@ def _record(artifact: Artifact | None, start: Start | None = None) -> dict[str, 
 
 def evaluate_fold(experiment: Experiment, label: str, faceset: FaceSet, protocols: list[str], start: Start, *,
                   device: torch.device, num_workers: int | None, progress: bool, say: Callable[..., None],
-                  checkpoints: Path) -> tuple[dict[str, Any], dict[str, Any]]:
+                  checkpoints: Path | None) -> tuple[dict[str, Any], dict[str, Any]]:
     """Every model of one fold: choices on dev, figures on eval with paired intervals, the claims.
 
     Returns the fold's record (``metrics.json``'s ``folds[label]``) and what its figures need.
@@ -273,6 +284,8 @@ def evaluate_fold(experiment: Experiment, label: str, faceset: FaceSet, protocol
             artifact = _oracle(experiment, faceset, data, device, progress)
             dev_embeddings[run] = embed(artifact.model, dev, batch_size=batch, progress=False, device=device)
             rec = {**_record(artifact), "role": spec.role, "lr": preset.train.baseline_lr,
+                   "steps": int(artifact.meta["payload"]["epochs"] * (len(artifact_train_images(experiment, faceset))
+                                                                     // preset.train.batch_size)),
                    "dev": figures_of(dev_embeddings[run], dev),
                    "selection": "trained from scratch on every modality with the preset's TrainConfig"}
         else:
@@ -286,8 +299,11 @@ def evaluate_fold(experiment: Experiment, label: str, faceset: FaceSet, protocol
                                             artifact.from_cache))
                 trained[lr] = (artifact, emb)
             chosen = choose(candidates)
+            steps_per_epoch = len(train.pair_loader(config.batch_size, seed=training_seed(experiment),
+                                                    pairs_per_identity=config.adapt_pairs_per_identity, drop_last=True))
             recipe = {"how": plan.how, "guard": plan.guard, "candidates": candidates,
-                      "epochs": config.adapt_epochs, "batch_size": config.batch_size,
+                      "epochs": config.adapt_epochs, "steps": config.adapt_epochs * steps_per_epoch,
+                      "batch_size": config.batch_size, "train_images": len(train),
                       "pairs_per_identity": config.adapt_pairs_per_identity,
                       "distill_weight": spec.settings.resolved(config).distill_weight,  # type: ignore[union-attr]
                       "contrastive": spec.settings.resolved(config).contrastive}  # type: ignore[union-attr]
@@ -299,11 +315,12 @@ def evaluate_fold(experiment: Experiment, label: str, faceset: FaceSet, protocol
             artifact, dev_embeddings[run] = trained[chosen["lr"]]
             rec = {**_record(artifact), "role": spec.role, "lr": chosen["lr"], "dev": chosen["dev"], "recipe": recipe,
                    "train_seconds": round(sum(c["train_seconds"] for c in candidates), 1)}
-            path = checkpoints / (f"{label}/" if len(experiment.data.describe(preset, seed)["folds"]) > 1 else "") \
-                / (run.replace("/", "-").replace("+", "_") + ".pt")
-            path.parent.mkdir(parents=True, exist_ok=True)
-            shutil.copyfile(artifact.path / "model.pt", path)
-            rec["checkpoint"] = str(Path("checkpoints") / path.relative_to(checkpoints))
+            if checkpoints is not None:
+                path = checkpoints / (f"{label}/" if len(experiment.data.describe(preset, seed)["folds"]) > 1 else "") \
+                    / (run.replace("/", "-").replace("+", "_") + ".pt")
+                path.parent.mkdir(parents=True, exist_ok=True)
+                shutil.copyfile(artifact.path / "model.pt", path)
+                rec["checkpoint"] = str(Path("checkpoints") / path.relative_to(checkpoints))
         histories[run] = artifact.history
         rec["history"] = artifact.history.to_dict(orient="records")
         embeddings[run] = embed(artifact.model, evalset, batch_size=batch, progress=False, device=device)
@@ -358,7 +375,7 @@ def _rank1_line(figures: dict[str, dict[str, float]]) -> str:
 # The run
 # ------------------------------------------------------------------------------------------------
 def run(experiment: Experiment, out: str | Path, *, device: str | None = None, workers: int | None = None,
-        num_workers: int | None = None, progress: bool = True, figures: bool = True,
+        num_workers: int | None = None, progress: bool = True, figures: bool = True, checkpoints: bool = True,
         overwrite: bool = False) -> dict[str, Any]:
     """Train (or load), evaluate and report ``experiment`` into ``out``; returns the ``metrics.json`` record.
 
@@ -370,6 +387,7 @@ def run(experiment: Experiment, out: str | Path, *, device: str | None = None, w
         workers: on a CPU, how many missing models train side by side (default ``HFR_BUILD_WORKERS``,
             else 2 on two or more cores; 1 trains them one after another in this process).
         num_workers: data-loader processes per training (default: the preset's; not part of any key).
+        checkpoints: copy each kept adapted model into ``out/checkpoints/`` (they stay in the cache either way).
         overwrite: replace the result of another experiment in ``out``.
     """
     experiment.check()
@@ -409,7 +427,7 @@ def run(experiment: Experiment, out: str | Path, *, device: str | None = None, w
                 say(f"      fold {label}")
             record, data = evaluate_fold(experiment, label, faceset, protocols_of[label], start, device=torch_device,
                                          num_workers=num_workers, progress=progress, say=say,
-                                         checkpoints=target / "checkpoints")
+                                         checkpoints=target / "checkpoints" if checkpoints else None)
             fold_records[label] = record
             plot_data = plot_data or data
         metrics: dict[str, Any] = {

@@ -49,9 +49,10 @@ class ExperimentError(ValueError):
 @dataclass(frozen=True)
 class TrainSubset:
     """Less paired training data: ``n_identities`` drawn with ``seed``, ``images_per_modality`` images each
-    (:meth:`FaceSet.paired_subset`; nested over ``n_identities``).  Every adaptation then runs as many
-    optimisation steps as on the whole training split, so a curve over subsets separates the amount
-    of data from the amount of compute."""
+    (:meth:`FaceSet.paired_subset`; nested over ``n_identities``).  ``seed`` also seeds the training
+    (batch order); the world (data, splits, the stand-in) keeps the experiment's seed, as a user's
+    pretrained model stays the same.  Every adaptation runs as many optimisation steps as on the whole
+    training split, so a curve over subsets separates the amount of data from the amount of compute."""
 
     n_identities: int
     images_per_modality: int
@@ -145,9 +146,23 @@ def held_out_dev(faceset: FaceSet) -> list[str]:
 
 
 def fold_key(data: EmbeddedData | LayoutData, faceset: FaceSet, preset: Preset, seed: int) -> str:
-    """The cache key of one fold's data: the generator's key (embedded) or the FaceSet's content digest."""
+    """The cache key of one fold's training data: the generator's key (embedded) or the FaceSet's content
+    digest, with the subset's when it trains on less than the whole training split."""
     base = data_key(preset, seed) if isinstance(data, EmbeddedData) else faceset_digest(faceset)
-    return base if data.subset is None else f"{base}-subset-{payload_key(dataclasses.asdict(data.subset))}"
+    if data.subset is None or subset_is_whole(data.subset, faceset):
+        return base
+    return f"{base}-subset-{payload_key(dataclasses.asdict(data.subset))}"
+
+
+def subset_is_whole(subset: TrainSubset, faceset: FaceSet) -> bool:
+    """Whether ``subset`` keeps every image of the training split (its model is the whole split's)."""
+    train = faceset.select(split="train")
+    return len(train.paired_subset(subset.n_identities, subset.images_per_modality, seed=subset.seed)) == len(train)
+
+
+def training_seed(experiment: "Experiment") -> int:
+    """The seed of batches and initialisation: the experiment's, or the subset's (which also draws the data)."""
+    return experiment.seed if experiment.data.subset is None else experiment.data.subset.seed
 
 
 # ------------------------------------------------------------------------------------------------
