@@ -25,7 +25,8 @@ from typing import Any, Callable, Mapping, Sequence
 import numpy as np
 from sklearn.metrics import auc as _area
 
-from .evaluate import DEFAULT_PROTOCOLS, ProtocolScores, eer_from_roc, far_key, roc, score_protocols, tar_at_far_from_roc
+from .evaluate import (DEFAULT_PROTOCOLS, ProtocolScores, available_protocols, eer_from_roc, embed, far_key, roc,
+                       score_protocols, tar_at_far_from_roc)
 from .uncertainty import eer_from_curves, error_curves, percentile_interval, tar_from_curves
 
 N_BOOT = 1000
@@ -178,6 +179,21 @@ def protocol_record(ps: ProtocolScores, metrics: Sequence[str] | None = None) ->
     out["n_probes"] = int(ps.probe_idx.size)
     out["n_gallery"] = int(ps.gallery_idx.size)
     return out
+
+
+def figures_of(embeddings: np.ndarray, faceset: Any) -> dict[str, dict[str, Any]]:
+    """``{protocol: record}`` of embeddings of ``faceset`` on every protocol it supports (gallery and probes by
+    its roles, else the first VIS image of each identity): every registered metric and the counts."""
+    protocols = available_protocols(faceset.identities, faceset.modalities, faceset.roles)
+    scored = score_protocols(embeddings, faceset.identities, faceset.modalities, protocols, faceset.roles)
+    return {name: protocol_record(ps) for name, ps in scored.items()}
+
+
+def evaluate_model(model: Any, faceset: Any, batch_size: int = 256, device: Any = None,
+                   progress: bool = False) -> tuple[np.ndarray, dict[str, dict[str, Any]]]:
+    """A model's embeddings of ``faceset`` and its figures (:func:`figures_of`) on every protocol the set supports."""
+    emb = embed(model, faceset, batch_size=batch_size, progress=progress, device=device)
+    return emb, figures_of(emb, faceset)
 
 
 @dataclass

@@ -125,6 +125,12 @@ def role_of(role: str) -> str | None:
     return next((n for n, s in RUNS.items() if s.role == role), None)
 
 
+def comparison_runs(recipe: str = STAND_IN) -> dict[str, AdaptSettings]:
+    """``{name: AdaptSettings}`` of every adapting run at its fixed rate for starting models of ``recipe``
+    (the stand-in's: what the notebooks load from the cache with :func:`hfr_tutorial.artifacts.load_adapted`)."""
+    return {n: s.settings_at(s.rates[recipe]) for n, s in RUNS.items() if s.adapts and recipe in s.rates}
+
+
 def ablations() -> dict[str, str]:
     """``{ablation: the run it ablates}`` of the registered runs."""
     return {n: s.ablation_of for n, s in RUNS.items() if s.ablation_of}

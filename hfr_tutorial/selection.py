@@ -31,8 +31,7 @@ import pandas as pd
 
 from .artifacts import load_adapted, load_faceset
 from .config import Preset, get_preset
-from .evaluate import available_protocols, embed, score_protocols
-from .metrics import protocol_record
+from .metrics import evaluate_model
 
 LR_LADDER: tuple[float, ...] = (1e-4, 3e-4, 1e-3, 3e-3, 1e-2, 3e-2, 1e-1, 3e-1)
 """Learning rates a sweep may try: half-decade steps (each about 3.2x the last)."""
@@ -61,15 +60,7 @@ def dev_figures(model: Any, dev_set: Any, batch_size: int = 256, device: Any = N
     if splits - {"dev"}:
         raise ValueError(f"dev_figures got images of the split(s) {sorted(splits - {'dev'})}: choices are made on dev "
                          "only; pass faceset.select(split='dev').")
-    emb = embed(model, dev_set, batch_size=batch_size, progress=False, device=device)
-    return figures_of(emb, dev_set)
-
-
-def figures_of(embeddings: np.ndarray, faceset: Any) -> dict[str, dict[str, float]]:
-    """``{protocol: {metric: value}}`` of embeddings of ``faceset`` on every protocol it supports."""
-    protocols = available_protocols(faceset.identities, faceset.modalities, faceset.roles)
-    scored = score_protocols(embeddings, faceset.identities, faceset.modalities, protocols, faceset.roles)
-    return {name: protocol_record(ps) for name, ps in scored.items()}
+    return evaluate_model(model, dev_set, batch_size, device=device)[1]
 
 
 def _rate_key(lr: float) -> str:

@@ -40,11 +40,10 @@ from ..config import TrainConfig, get_device
 from ..data import FaceSet, cross_modalities
 from ..environment import describe_environment
 from ..evaluate import apply_threshold, available_protocols, embed, far_key, score_protocols, threshold_at_far
-from ..metrics import METRICS, N_BOOT, paired_bootstrap, protocol_record
+from ..metrics import METRICS, N_BOOT, figures_of, paired_bootstrap, protocol_record
 from ..models.edgeface import INPUT_SIZE
 from ..parallel_build import default_workers, side_by_side
 from ..runs import get_run
-from ..selection import figures_of
 from ..train import check_pairable
 from .figures import write_figures
 from .outdir import output_folder, write_json

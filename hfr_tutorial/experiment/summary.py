@@ -52,9 +52,10 @@ def fold_claims(start: str, runs: list[str], protocols: list[str], boot: PairedB
         entry: dict[str, Any] = {"change": {p: {m: boot.claim(fig(name, p, m)[0] - fig(start, p, m)[0],
                                                               fig(name, p, m)[1] - fig(start, p, m)[1])
                                                 for m in boot.metrics} for p in protocols}}
+        if has_vis:
+            entry["vis_change"] = entry["change"][VIS]["rank1"]
         if get_run(name).adapts:
             if has_vis:
-                entry["vis_change"] = entry["change"][VIS]["rank1"]
                 entry["gap_recovered"] = {}
                 for p in cross:
                     b, b_s = fig(start, p)
