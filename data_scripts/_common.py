@@ -217,6 +217,25 @@ def name_digest(text: str) -> str:
     return hashlib.sha1(str(text).encode("utf-8", "surrogateescape")).hexdigest()[:8]
 
 
+def distinct_names(raw_names: Iterable[str]) -> dict[str, tuple[str, bool]]:
+    """{raw name: (layout name, slugged)}: :func:`readable_name` of each, and distinct even on a case-insensitive disk.
+
+    Two raw names that would give the same layout name (``Anna Maria`` and ``Anna_Maria``, or
+    ``anna`` and ``Anna`` once case is ignored) both get :func:`name_digest` of their raw name
+    appended, so two people are never merged into one identity, whatever order they come in.
+    """
+    named = {f: readable_name(f) for f in dict.fromkeys(raw_names)}
+    by_key: dict[str, list[str]] = {}
+    for f, (n, _) in named.items():
+        by_key.setdefault(n.casefold(), []).append(f)
+    for group in by_key.values():
+        if len(group) > 1:
+            for f in group:
+                n, slugged = named[f]
+                named[f] = (f"{n}-{name_digest(f)}", slugged)
+    return named
+
+
 # ---------------------------------------------------------------------- text files
 
 _BOMS: tuple[tuple[bytes, str], ...] = ((b"\xff\xfe\x00\x00", "utf-32-le"), (b"\x00\x00\xfe\xff", "utf-32-be"),
@@ -429,7 +448,7 @@ def safe_name(text: str) -> str:
 
 def natural_key(text: str) -> tuple:
     """Sort key putting '2' before '10' (numbers by value, then the text)."""
-    return tuple((0, int(t), "") if t.isdigit() else (1, 0, t.lower()) for t in re.findall(r"\d+|\D+", str(text)))
+    return tuple((0, int(t), "") if t[0].isdecimal() else (1, 0, t.lower()) for t in re.findall(r"\d+|\D+", str(text)))
 
 
 def natural_sorted(values: Iterable[str]) -> list[str]:
@@ -583,7 +602,7 @@ def read_image(path: Path) -> np.ndarray:
     try:
         return read_rgb8(path)
     except ImageTooLarge as err:
-        raise DatasetError(f"{err} (--skip-unreadable leaves such files out where the converter has it).") from None
+        raise DatasetError(str(err)) from None
     except FileNotFoundError:
         raise DatasetError(f"{path}: file not found (it was listed a moment ago).") from None
     except PermissionError:
@@ -701,7 +720,6 @@ def finish(args: argparse.Namespace, protocols: Mapping[str, Sequence[Row]], *, 
     size, size_warning = check_size(args.size)
     if size_warning:
         notes.append(size_warning)
-        print(f"warning: {size_warning}", file=sys.stderr)
     if getattr(args, "root", None) is not None:
         check_out_outside_root(Path(args.out), Path(args.root))
     out = prepare_out(args.out, args.overwrite)
@@ -728,6 +746,8 @@ def finish(args: argparse.Namespace, protocols: Mapping[str, Sequence[Row]], *, 
     summary = {"out": str(out), "images": n_images, "alignment": methods, "default": default,
                "protocols": {n: protocol_counts(r) for n, r in protocols.items()}, "notes": notes}
     _print_summary(summary)
+    if size_warning:
+        print(f"warning: {size_warning}", file=sys.stderr)
     return summary
 
 

@@ -39,13 +39,13 @@ from typing import Any, Sequence
 import numpy as np
 
 try:
-    from ._common import (DatasetError, Item, check_listed_path, find_with_extensions, finish, limit_identities,
-                          make_parser, natural_key, natural_sorted, read_csv_rows, require_root, rows, run_cli,
-                          safe_name, scaled_count, seeded_identity_splits)
+    from ._common import (DatasetError, Item, check_listed_path, distinct_names, find_with_extensions, finish,
+                          limit_identities, make_parser, natural_key, natural_sorted, read_csv_rows, require_root,
+                          rows, run_cli, safe_name, scaled_count, seeded_identity_splits)
 except ImportError:  # run as a script: python data_scripts/mcxface.py
-    from _common import (DatasetError, Item, check_listed_path, find_with_extensions, finish, limit_identities,
-                         make_parser, natural_key, natural_sorted, read_csv_rows, require_root, rows, run_cli,
-                         safe_name, scaled_count, seeded_identity_splits)
+    from _common import (DatasetError, Item, check_listed_path, distinct_names, find_with_extensions, finish,
+                         limit_identities, make_parser, natural_key, natural_sorted, read_csv_rows, require_root,
+                         rows, run_cli, safe_name, scaled_count, seeded_identity_splits)
 
 FOLDER = "MCXFace"
 HOLDS = "the per-channel images that your CSV lists"
@@ -133,6 +133,11 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
         if e is not None and fk is not None:
             frame_eyes.setdefault(fk, e)
 
+    # subjects' names kept readable (José, 张伟) and distinct ('a b' and 'a_b' are two subjects)
+    names = distinct_names(r[cols["identity"]] for r in data)
+    renamed = sorted(f"{raw!r} -> {new}" for raw, (new, _) in names.items() if new != raw)
+    if renamed:
+        notes.append(f"{len(renamed)} subject name(s) changed to be layout names: {', '.join(renamed[:10])}")
     items: list[Item] = []
     missing, bad_channel = [], set()
     given_split: dict[str, str] = {}
@@ -147,7 +152,7 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
         if src is None:
             missing.append(rel)
             continue
-        ident = safe_name(r[cols["identity"]])
+        ident = names[r[cols["identity"]]][0]
         session = r[cols["session"]] if cols["session"] else ""
         e = eyes_of(r)
         if e is None and frame_key(r) is not None:
