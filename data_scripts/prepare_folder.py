@@ -59,6 +59,9 @@ is cleared by the next run.  A finished layout is "up to date" (left as it is) o
 written with the same arguments from the same photos: ``source_manifest.csv`` lists every photo
 read (name, size, modification time); when the photos changed, or the arguments differ, replacing
 the layout needs ``--overwrite``, and the message says what changed.
+
+Taught in ``notebooks/07_real_edgeface.ipynb`` (a practice layout from real photos); the layout
+itself in ``notebooks/00_data_and_modality_gap.ipynb`` ("Bring your own data").
 """
 from __future__ import annotations
 
@@ -595,6 +598,8 @@ def settings_of(args: argparse.Namespace, pseudo: list[str]) -> dict[str, Any]:
 
 ALIGNMENT_KEYS = ("sources", "modality", "size", "detector", "crop_fraction")
 """The settings an aligned photo depends on: a ``.partial`` made with others is cleared, not resumed."""
+SIMULATION_KEYS = ("size", "pseudo", "seed")
+"""The settings a simulated image depends on: simulated images made with others are made again."""
 
 
 def _check_places(out: Path, sources: Sequence[Path]) -> None:
@@ -758,12 +763,22 @@ def align_photos(photos: Sequence[dict[str, Any]], partial: Path, detector: Any,
 
 
 def simulate_modalities(records: Sequence[dict[str, Any]], pseudo: Sequence[str], partial: Path, size: int,
-                        seed_base: int, progress: bool) -> list[dict[str, Any]]:
-    """Simulated NIR/thermal images of every aligned VIS face (an intact one from an earlier try is kept)."""
+                        seed_base: int, progress: bool, key: dict[str, Any] | None = None) -> list[dict[str, Any]]:
+    """Simulated NIR/thermal images of every aligned VIS face.
+
+    An intact image an interrupted try made with the same simulation settings (``key``, recorded
+    in ``simulation.json``) is kept; those made with other settings are deleted and made again.
+    """
     from tqdm import tqdm
 
     from hfr_tutorial.data.spectral import simulate
 
+    marker = partial / "simulation.json"
+    try:
+        same = json.loads(marker.read_text(encoding="utf-8")) == key
+    except (OSError, ValueError):
+        same = False
+    marker.write_text(json.dumps(key), encoding="utf-8")
     simulated: list[dict[str, Any]] = []
     lm = template(size)[None].astype(np.float32)
     vis = [r for r in records if r["modality"] == "vis"]
@@ -771,7 +786,7 @@ def simulate_modalities(records: Sequence[dict[str, Any]], pseudo: Sequence[str]
         face = np.asarray(Image.open(partial / r["path"]).convert("RGB"))
         for mod in pseudo:
             rel = f"images/{mod}/{r['identity']}/{r['name']}.png"
-            if not _png_ok(partial / rel, size):
+            if not same or not _png_ok(partial / rel, size):
                 seed = int(hashlib.sha1(f"{seed_base}:{mod}:{r['path']}".encode()).hexdigest()[:8], 16)
                 img = simulate(face[None], mod, lm, seed=seed)[0]
                 save_png(img, partial / rel, partial / SCRATCH)
@@ -814,7 +829,7 @@ def write_tables(partial: Path, rows: Sequence[dict[str, str]], records: Sequenc
 
 def install(partial: Path, out: Path) -> None:
     """Move the finished ``partial`` to ``out``; a layout already there is moved aside first and then deleted."""
-    for leftover in ("progress.jsonl", "settings.json", SCRATCH):
+    for leftover in ("progress.jsonl", "settings.json", "simulation.json", SCRATCH):
         (partial / leftover).unlink(missing_ok=True)
     old = out.with_name(f".{out.name}.replaced")
     if old.exists():
@@ -849,6 +864,12 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
     if pseudo and not any(ph["modality"] == "vis" for ph in photos):
         raise DatasetError("--pseudo simulates NIR/thermal from VIS photos, but no VIS photo was found "
                            "(check --modality and the folder names).")
+    real = sorted({ph["modality"] for ph in photos} & set(pseudo))
+    if real:
+        raise DatasetError(f"--pseudo {','.join(pseudo)}: the sources already hold real {', '.join(real)} photos; a "
+                           "simulated image would take the place of a real one. Simulate only the modalities you do "
+                           "not have (" + (f"--pseudo {','.join(m for m in pseudo if m not in real)}" if set(pseudo) - set(real)
+                                           else "leave --pseudo out") + ").")
     vis_counts: dict[str, int] = {}
     for ph in photos:
         vis_counts[ph["identity"]] = vis_counts.get(ph["identity"], 0) + (ph["modality"] == "vis")
@@ -871,7 +892,8 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
         raise DatasetError(f"No face was found in any of the {len(records)} photos of {', '.join(map(str, args.source))}. "
                            "Are these face photos? Try --detector cnn (more poses), or --detector none for faces "
                            f"already cropped. Work so far is in {partial}.")
-    simulated = simulate_modalities(records, pseudo, partial, size, args.seed, progress) if pseudo else []
+    simulated = simulate_modalities(records, pseudo, partial, size, args.seed, progress,
+                                    key={k: settings[k] for k in SIMULATION_KEYS}) if pseudo else []
 
     rows, copies = protocol_rows(records + simulated, split)
     _remove_strays(partial, {r["path"] for r in records + simulated})

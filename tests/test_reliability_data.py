@@ -396,6 +396,39 @@ def test_resume_redoes_a_damaged_image(photos, tmp_path, monkeypatch):
     validate_layout(tmp_path / "o", decode=True)  # every image decodes to its last byte
 
 
+def test_resume_with_another_seed_makes_the_simulated_images_again(photos, tmp_path, monkeypatch):
+    """A run stopped during the simulation and resumed with another --seed gives that seed's images, not a mix."""
+    from hfr_tutorial.data import spectral
+
+    base = ["--source", str(photos), "--split", "0.34,0.33,0.33", "--pseudo", "thermal", *FAST]
+    prepare_folder.main(base + ["--out", str(tmp_path / "fresh"), "--seed", "5"])
+    real, calls = spectral.simulate, {"n": 0}
+
+    def dying(*a, **k):
+        calls["n"] += 1
+        if calls["n"] == 10:
+            raise KeyboardInterrupt
+        return real(*a, **k)
+
+    monkeypatch.setattr(spectral, "simulate", dying)
+    with pytest.raises(KeyboardInterrupt):
+        prepare_folder.main(base + ["--out", str(tmp_path / "o"), "--seed", "1"])
+    monkeypatch.setattr(spectral, "simulate", real)
+    prepare_folder.main(base + ["--out", str(tmp_path / "o"), "--seed", "5"])
+    for f in sorted((tmp_path / "fresh" / "images" / "thermal").rglob("*.png")):
+        assert f.read_bytes() == (tmp_path / "o" / f.relative_to(tmp_path / "fresh")).read_bytes()
+
+
+def test_pseudo_modality_that_the_sources_hold_for_real_is_refused(tmp_path):
+    """--pseudo nir over real NIR photos would put a simulated image in a real one's place: refused before work."""
+    src = tmp_path / "photos"
+    for i in range(4):
+        _person(src / "vis" / f"p{i}", i)
+        _person(src / "nir" / f"p{i}", i)
+    with pytest.raises(DatasetError, match=r"already hold real nir photos.*--pseudo thermal"):
+        prepare_folder.main(["--source", str(src), "--out", str(tmp_path / "o"), "--pseudo", "nir,thermal", *FAST])
+
+
 def test_one_identity_dev_split_is_refused_before_alignment_and_the_fix_works(tmp_path, monkeypatch, capsys):
     """Case 12: 5 people with the default split would give dev one identity: refused before any alignment, and
     the --split the message suggests then works (no .partial in the way)."""
