@@ -161,6 +161,26 @@ def check_size(size: Any, flag: str = "--size") -> tuple[int, str]:
     return size, ""
 
 
+def check_seed(seed: Any, flag: str = "--seed") -> int:
+    """``seed`` as an int >= 0 (numpy's seeded generators take no negative seed), or a DatasetError naming the flag."""
+    if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or seed < 0:
+        raise DatasetError(f"{flag} {seed}: give a whole number >= 0 (e.g. {flag} 0); the splits are drawn with "
+                           "numpy.random.default_rng, which takes no negative seed.")
+    return int(seed)
+
+
+def check_crop_fraction(fraction: Any, flag: str = "--crop-fraction") -> float:
+    """``fraction`` as a finite float in (0, 4], or a DatasetError naming the flag (before any work)."""
+    try:
+        value = float(fraction)
+    except (TypeError, ValueError):
+        value = float("nan")
+    if not (np.isfinite(value) and 0 < value <= 4):
+        raise DatasetError(f"{flag} {fraction}: give the side of the centre square as a fraction of the shorter side, "
+                           f"above 0 and at most 4 (default 1.0, the whole shorter side).")
+    return value
+
+
 def printable(text: str) -> str:
     """``text`` safe to print and to write as UTF-8: bytes of a non-UTF-8 file name shown as ``\\xNN``."""
     return str(text).encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace")
@@ -483,6 +503,7 @@ def seeded_identity_splits(identities: Iterable[str], n_train: int, n_splits: in
     the same seed gives the same splits on every machine.  ``always_train`` identities (e.g.
     MCXFace subjects seen in one session only) are always put in train.
     """
+    seed = check_seed(seed)
     ids = natural_sorted(identities)
     forced = [i for i in ids if i in set(always_train)]
     free = [i for i in ids if i not in set(forced)]
@@ -718,6 +739,7 @@ def finish(args: argparse.Namespace, protocols: Mapping[str, Sequence[Row]], *, 
             raise ValueError(f"protocol name {name!r} is not a safe file name")
         check_protocol(name, prows)
     size, size_warning = check_size(args.size)
+    check_crop_fraction(getattr(args, "crop_fraction", 1.0))
     if size_warning:
         notes.append(size_warning)
     if getattr(args, "root", None) is not None:

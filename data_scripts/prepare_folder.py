@@ -81,11 +81,13 @@ import numpy as np
 from PIL import Image, UnidentifiedImageError
 
 try:
-    from ._common import (DatasetError, centre_crop_landmarks, check_size, distinct_names, is_utf8_name, natural_key,
-                          natural_sorted, printable, read_image, readable_name, run_cli, safe_name, warp_to_template)
+    from ._common import (DatasetError, centre_crop_landmarks, check_crop_fraction, check_seed, check_size,
+                          distinct_names, is_utf8_name, natural_key, natural_sorted, printable, read_image,
+                          readable_name, run_cli, safe_name, warp_to_template)
 except ImportError:  # run as a script: python data_scripts/prepare_folder.py
-    from _common import (DatasetError, centre_crop_landmarks, check_size, distinct_names, is_utf8_name, natural_key,
-                         natural_sorted, printable, read_image, readable_name, run_cli, safe_name, warp_to_template)
+    from _common import (DatasetError, centre_crop_landmarks, check_crop_fraction, check_seed, check_size,
+                         distinct_names, is_utf8_name, natural_key, natural_sorted, printable, read_image,
+                         readable_name, run_cli, safe_name, warp_to_template)
 
 from hfr_tutorial.data.align import template
 from hfr_tutorial.data.faceset import KNOWN_MODALITIES
@@ -185,6 +187,7 @@ SKIP_WHY = {
     "loose": "image(s) lie directly in a source or modality folder, not in a person's folder, and were skipped "
              "(move each into <identity>/)",
     "broken_link": "broken symbolic link(s) skipped",
+    "empty": "person folder(s) hold no photo read here and give no identity",
 }
 
 
@@ -197,6 +200,9 @@ def _check_sources(sources: Sequence[Path]) -> list[Path]:
     out, real = [], []
     for src in sources:
         src = Path(src)
+        if src.is_file():
+            raise DatasetError(f"--source {src}: is a file, not a folder. Give the folder that holds the people's "
+                               f"folders (its folder {src.parent}?).")
         if not src.is_dir():
             raise DatasetError(f"--source {src}: no such folder. Give a folder of <identity>/<image> or "
                                "<modality>/<identity>/<image> photos.")
@@ -340,7 +346,10 @@ def scan_sources(sources: Sequence[Path], modality: str) -> Scan:
             if base != folder_name:
                 scan.renamed[identity] = shown
             for mod, ident_dir in places:
-                for f, rel in _walk(ident_dir, "", guard, src, scan, set()):
+                found = _walk(ident_dir, "", guard, src, scan, set())
+                if not found:
+                    scan.skip("empty", f"{src.name}/{ident_dir.relative_to(src).as_posix()}/")
+                for f, rel in found:
                     stem, _ = readable_name(rel.rsplit(".", 1)[0].replace("/", "_"))
                     st = f.stat()
                     scan.photos.append({"source": f, "identity": identity, "modality": mod, "name": stem,
@@ -850,6 +859,8 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
     pseudo = parse_pseudo(args.pseudo)
     fractions = parse_split(args.split)
     size, size_warning = check_size(args.size)
+    check_seed(args.seed)
+    check_crop_fraction(args.crop_fraction)
     out = Path(args.out)
     _check_places(out, args.source)
     settings = settings_of(args, pseudo)

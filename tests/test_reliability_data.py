@@ -216,6 +216,17 @@ def test_size_other_than_112_is_warned_and_recorded(photos, tmp_path, capsys):
     assert json.loads((tmp_path / "o" / "dataset.json").read_text(encoding="utf-8"))["image_size_warning"]
 
 
+@pytest.mark.parametrize("flag, value", [("--seed", "-1"), ("--crop-fraction", "0"), ("--crop-fraction", "nan")])
+def test_seed_and_crop_fraction_that_cannot_work_are_refused_before_work(photos, tmp_path, flag, value):
+    """A negative --seed (numpy refuses it) or a zero/NaN --crop-fraction: the flag named, nothing written."""
+    with pytest.raises(DatasetError, match=rf"{flag} "):
+        prepare_folder.main(["--source", str(photos), "--out", str(tmp_path / "o"), "--split", "0.34,0.33,0.33",
+                             flag, value, *FAST])
+    assert not (tmp_path / "o").exists() and not (tmp_path / "o.partial").exists()
+    with pytest.raises(DatasetError, match="--seed -1"):
+        _common.seeded_identity_splits(["a", "b", "c"], 2, 1, seed=-1)
+
+
 # ---------------------------------------------------------------------- prepare_folder: what is a person
 
 def test_hidden_entries_are_skipped_and_listed(photos, tmp_path, capsys):
@@ -224,13 +235,14 @@ def test_hidden_entries_are_skipped_and_listed(photos, tmp_path, capsys):
     _person(photos / ".trash", 8)
     (photos / ".DS_Store").write_bytes(b"\0\0\0\1Bud1")
     _person(photos / "__MACOSX" / "person1", 1)
+    (photos / "nobody" / ".cache").mkdir(parents=True)  # a person folder with nothing to read
     info = prepare_folder.main(["--source", str(photos), "--out", str(tmp_path / "o"), "--split", "0.34,0.33,0.33",
                                 *FAST])
     assert info["identities"] == [f"person{i}" for i in range(6)]
     assert len(FaceSet.from_layout(tmp_path / "o")) == 18
     hidden = info["skipped_files"]["hidden"]
     assert {"photos/.DS_Store", "photos/.trash/", "photos/__MACOSX/", "photos/person0/.thumbnails/"} <= set(hidden)
-    assert ".thumbnails" in capsys.readouterr().out
+    assert ".thumbnails" in capsys.readouterr().out and info["skipped_files"]["empty"] == ["photos/nobody/"]
 
 
 def test_unicode_identity_names_are_kept_distinct_and_readable(tmp_path):
