@@ -19,15 +19,26 @@ landmarks, its two eye centres (a similarity transform taking the eyes exactly t
 eye positions), a face box (a square crop around it), and, when there is no annotation at all, a
 plain centre crop.  All of them go through :func:`hfr_tutorial.data.align.align_face`: eyes, boxes
 and crops are turned into the five points that put them where they belong in the template.
+
+What a converter reads is checked before any work: every source image must lie inside ``--root``
+once resolved (a ``..`` in a list, an absolute path or a symbolic link leading out is refused,
+:func:`check_sources_inside`); text files (lists, CSVs, annotations) are decoded as UTF-8, or as
+UTF-16/UTF-32 when they say so (a byte-order mark, or the zero bytes of UTF-16), and any other
+encoding is refused by name unless ``--encoding`` says which it is (:func:`read_text`), so a
+Latin-1 name is never garbled; ``--size`` must be a multiple of 16 (:func:`check_size`).
 """
 from __future__ import annotations
 
 import argparse
 import csv
+import hashlib
+import io
 import json
+import os
 import re
 import shutil
 import sys
+import unicodedata
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Iterable, Mapping, Sequence
@@ -42,15 +53,17 @@ except ImportError:  # run from a checkout without `pip install -e .`
 
 from hfr_tutorial.data.align import align_face, estimate_transform, template
 from hfr_tutorial.data.faceset import KNOWN_MODALITIES, SPLITS
-from hfr_tutorial.data.imageio import to_rgb8
+from hfr_tutorial.data.imageio import ImageTooLarge, read_rgb8
 from hfr_tutorial.data.layout import (
     LAYOUT_FORMAT,
     LAYOUT_OWNED,
     LAYOUT_VERSION,
     ROLES,
     LayoutError,
+    RootGuard,
     check_layout_target,
     install_layout,
+    relative_path_problem,
     staging_dir,
     validate_layout,
     write_protocol_csv,
@@ -58,6 +71,10 @@ from hfr_tutorial.data.layout import (
 
 IMAGE_EXTENSIONS: tuple[str, ...] = (".jpg", ".jpeg", ".bmp", ".png", ".tif", ".tiff")
 _SAFE = re.compile(r"[^A-Za-z0-9._+-]+")
+SIZE_MULTIPLE = 16
+"""Aligned faces must have a side that is a multiple of this: EdgeFace's stages halve the map four times."""
+OFFICIAL_SIZE = 112
+"""The input side the official EdgeFace weights were trained on."""
 
 
 class DatasetError(LayoutError):
@@ -76,7 +93,11 @@ def make_parser(prog: str, description: str, *, seeded: bool = False) -> argpars
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--root", type=Path, required=True, help="the dataset folder as the owners distribute it")
     p.add_argument("--out", type=Path, required=True, help="folder to write the standard layout to")
-    p.add_argument("--size", type=int, default=112, help="side of the aligned faces in pixels (default 112)")
+    p.add_argument("--size", type=int, default=112,
+                   help="side of the aligned faces in pixels, a multiple of 16 (default 112, the official weights' input)")
+    p.add_argument("--encoding", default=None, metavar="NAME",
+                   help="encoding of the dataset's text files (lists, CSVs) when they are neither UTF-8 nor UTF-16/32 "
+                        "with a byte-order mark, e.g. latin-1 or cp1252 (default: detected; others are refused)")
     p.add_argument("--limit", type=int, default=None, metavar="N",
                    help="convert only N identities, evenly spread over the sorted identity list (a quick trial "
                         "that still gives every split some identities)")
@@ -101,17 +122,243 @@ def run_cli(main: Callable[[Sequence[str] | None], Any]) -> int:
     try:
         main(None)
     except (LayoutError, FileNotFoundError) as err:
-        print(f"error: {err}", file=sys.stderr)
+        print(printable(f"error: {err}"), file=sys.stderr)
         return 2
     except OSError as err:  # a full disk, a folder that cannot be written ...
         where = f"{err.filename}: " if err.filename else ""
-        print(f"error: {where}{err.strerror or err}. Check that the folder of --out is writable and has free "
-              "space, and that --root is readable; then run the same command again.", file=sys.stderr)
+        print(printable(f"error: {where}{err.strerror or err}. Check that the folder of --out is writable and has "
+                        "free space, and that --root is readable; then run the same command again."), file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print("interrupted: --out is unchanged; run the same command again to convert.", file=sys.stderr)
         return 130
     return 0
+
+
+def check_size(size: Any, flag: str = "--size") -> tuple[int, str]:
+    """``size`` as an int, and a warning ('' when none); refuses, before any work, a size EdgeFace cannot take.
+
+    Refused: not a whole number, 0 or negative, below 16, not a multiple of :data:`SIZE_MULTIPLE`.
+    Warned (the warning goes in dataset.json): any size other than :data:`OFFICIAL_SIZE`, since the
+    official weights then see faces at a scale they were not trained on.
+    """
+    if isinstance(size, bool) or not isinstance(size, (int, np.integer)):
+        raise DatasetError(f"{flag} {size!r}: give a whole number of pixels, a multiple of {SIZE_MULTIPLE} "
+                           f"(e.g. {flag} {OFFICIAL_SIZE}).")
+    size = int(size)
+    if size < SIZE_MULTIPLE or size % SIZE_MULTIPLE:
+        what = "is not a positive size" if size <= 0 else (f"is below {SIZE_MULTIPLE}" if size < SIZE_MULTIPLE
+                                                           else f"is not a multiple of {SIZE_MULTIPLE}")
+        lower = max(SIZE_MULTIPLE, size // SIZE_MULTIPLE * SIZE_MULTIPLE)
+        near = sorted({lower, lower + SIZE_MULTIPLE})
+        raise DatasetError(f"{flag} {size} {what}: EdgeFace takes faces whose side is a multiple of {SIZE_MULTIPLE} "
+                           f"pixels (its stages halve the image four times). Use {flag} {OFFICIAL_SIZE}, the input of "
+                           f"the official weights (or {' or '.join(map(str, near))}).")
+    if size != OFFICIAL_SIZE:
+        return size, (f"image_size {size}: the official EdgeFace weights were trained on {OFFICIAL_SIZE}x"
+                      f"{OFFICIAL_SIZE} faces; at {size} px they see faces at another scale and recognise them less "
+                      f"well unless adapted. Use --size {OFFICIAL_SIZE} to run them as published.")
+    return size, ""
+
+
+def check_seed(seed: Any, flag: str = "--seed") -> int:
+    """``seed`` as an int >= 0 (numpy's seeded generators take no negative seed), or a DatasetError naming the flag."""
+    if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or seed < 0:
+        raise DatasetError(f"{flag} {seed}: give a whole number >= 0 (e.g. {flag} 0); the splits are drawn with "
+                           "numpy.random.default_rng, which takes no negative seed.")
+    return int(seed)
+
+
+def check_crop_fraction(fraction: Any, flag: str = "--crop-fraction") -> float:
+    """``fraction`` as a finite float in (0, 4], or a DatasetError naming the flag (before any work)."""
+    try:
+        value = float(fraction)
+    except (TypeError, ValueError):
+        value = float("nan")
+    if not (np.isfinite(value) and 0 < value <= 4):
+        raise DatasetError(f"{flag} {fraction}: give the side of the centre square as a fraction of the shorter side, "
+                           f"above 0 and at most 4 (default 1.0, the whole shorter side).")
+    return value
+
+
+def printable(text: str) -> str:
+    """``text`` safe to print and to write as UTF-8: bytes of a non-UTF-8 file name shown as ``\\xNN``."""
+    return str(text).encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace")
+
+
+def is_utf8_name(name: str) -> bool:
+    """False for a file name whose bytes are not UTF-8 (Python holds them as lone surrogates)."""
+    try:
+        name.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
+_NAME_KEEP = set("._+-")
+
+
+def readable_name(text: str, max_bytes: int = 120) -> tuple[str, bool]:
+    """A layout folder/file name for ``text`` that keeps it readable; and whether it had to be slugged.
+
+    Letters and digits of every script are kept (``Zoë``, ``张伟``), NFC-normalised, when the file
+    system can hold them; runs of other characters (spaces, slashes, punctuation) become ``_``.
+    When that cannot work (a name whose bytes are not UTF-8, a name the file system's encoding
+    cannot hold, nothing left, or a name over ``max_bytes``) the result is a stable ASCII slug
+    plus 8 hex digits of the original name's SHA-1 (``Jos-3f1c2a9b``), and the second value is
+    True: the caller records the original.
+    """
+    raw = str(text)
+    fits = is_utf8_name(raw)
+    if fits:
+        try:
+            unicodedata.normalize("NFC", raw).encode(sys.getfilesystemencoding() or "utf-8")
+        except (UnicodeEncodeError, LookupError):
+            fits = False
+    name = ""
+    if fits:
+        kept = []
+        for ch in unicodedata.normalize("NFC", raw):
+            ok = ch.isalnum() or ch in _NAME_KEEP or (unicodedata.category(ch).startswith("M") and kept)
+            kept.append(ch if ok else "_")
+        name = re.sub(r"_+", "_", "".join(kept)).strip("_")
+        while name and not name[0].isalnum():
+            name = name[1:]
+    if name and len(name.encode("utf-8")) <= max_bytes:
+        return name, False
+    ascii_part = unicodedata.normalize("NFKD", printable(raw)).encode("ascii", "ignore").decode("ascii")
+    base = safe_name(ascii_part.replace("\\x", "_"))[:40].rstrip("._+-") or "x"
+    digest = hashlib.sha1(raw.encode("utf-8", "surrogateescape")).hexdigest()[:8]
+    return f"{base}-{digest}", True
+
+
+def name_digest(text: str) -> str:
+    """8 hex digits of ``text``'s SHA-1 (its bytes as the file system gave them): a stable tie-breaker."""
+    return hashlib.sha1(str(text).encode("utf-8", "surrogateescape")).hexdigest()[:8]
+
+
+def distinct_names(raw_names: Iterable[str]) -> dict[str, tuple[str, bool]]:
+    """{raw name: (layout name, slugged)}: :func:`readable_name` of each, and distinct even on a case-insensitive disk.
+
+    Two raw names that would give the same layout name (``Anna Maria`` and ``Anna_Maria``, or
+    ``anna`` and ``Anna`` once case is ignored) both get :func:`name_digest` of their raw name
+    appended, so two people are never merged into one identity, whatever order they come in.
+    """
+    named = {f: readable_name(f) for f in dict.fromkeys(raw_names)}
+    by_key: dict[str, list[str]] = {}
+    for f, (n, _) in named.items():
+        by_key.setdefault(n.casefold(), []).append(f)
+    for group in by_key.values():
+        if len(group) > 1:
+            for f in group:
+                n, slugged = named[f]
+                named[f] = (f"{n}-{name_digest(f)}", slugged)
+    return named
+
+
+# ---------------------------------------------------------------------- text files
+
+_BOMS: tuple[tuple[bytes, str], ...] = ((b"\xff\xfe\x00\x00", "utf-32-le"), (b"\x00\x00\xfe\xff", "utf-32-be"),
+                                        (b"\xef\xbb\xbf", "utf-8-sig"), (b"\xff\xfe", "utf-16-le"),
+                                        (b"\xfe\xff", "utf-16-be"))
+
+
+def detect_encoding(data: bytes) -> str | None:
+    """The encoding ``data`` shows for sure: a byte-order mark, UTF-16 by its zero bytes, or UTF-8; else None."""
+    for bom, name in _BOMS:
+        if data.startswith(bom):
+            return name
+    head = data[:4096]
+    if head and head.count(0) >= len(head) // 4:  # ASCII text in UTF-16: every other byte is 0
+        odd, even = head[1::2].count(0), head[0::2].count(0)
+        return "utf-16-le" if odd > even else "utf-16-be"
+    try:
+        data.decode("utf-8")
+    except UnicodeDecodeError:
+        return None
+    return "utf-8"
+
+
+def read_text(path: Path, what: str = "", encoding: str | None = None) -> str:
+    """The text of ``path``, decoded as :func:`detect_encoding` finds or as ``encoding`` (``--encoding``) says.
+
+    Never garbles: a file that is not UTF-8, UTF-16 or UTF-32 (a Latin-1 CSV, say) is refused with
+    the line and the bytes that are not UTF-8 and the fix (``--encoding latin-1``, or re-save it as
+    UTF-8), unless ``encoding`` names its encoding.  A byte-order mark is dropped.
+    """
+    path = Path(path)
+    label = f"{what} {path}" if what else str(path)
+    data = path.read_bytes()
+    if encoding:
+        try:
+            text = data.decode(encoding)
+        except LookupError:
+            raise DatasetError(f"--encoding {encoding}: not an encoding Python knows (e.g. utf-8, latin-1, cp1252, "
+                               "utf-16).") from None
+        except UnicodeDecodeError as err:
+            raise DatasetError(f"{label}: does not decode as --encoding {encoding} ({err.reason} at byte "
+                               f"{err.start}). Give the encoding the file was saved in, or re-save it as UTF-8.") from None
+        return text.lstrip("\ufeff")
+    found = detect_encoding(data)
+    if found is None:
+        err = _utf8_error(data)
+        line = data[:err.start].count(b"\n") + 1
+        start = data.rfind(b"\n", 0, err.start) + 1
+        end = data.find(b"\n", err.start)
+        snippet = data[start:end if end >= 0 else len(data)][:120]
+        raise DatasetError(f"{label}: not UTF-8 text (line {line}: {snippet!r}, byte 0x{data[err.start]:02x}); it was "
+                           "probably saved as Latin-1 / Windows-1252 or another 8-bit code page, and reading it as "
+                           "UTF-8 would garble its names. Pass --encoding latin-1 (or cp1252, cp1251, ... the one it "
+                           "was saved in), or re-save it as UTF-8.")
+    try:
+        return data.decode(found).lstrip("\ufeff")
+    except UnicodeDecodeError as err:
+        raise DatasetError(f"{label}: looks like {found} text but does not decode as it ({err.reason} at byte "
+                           f"{err.start}). Re-save it as UTF-8, or pass --encoding NAME.") from None
+
+
+def _utf8_error(data: bytes) -> UnicodeDecodeError:
+    try:
+        data.decode("utf-8")
+    except UnicodeDecodeError as err:
+        return err
+    raise AssertionError("data decodes as UTF-8")
+
+
+def read_csv_rows(path: Path, what: str = "", encoding: str | None = None) -> csv.DictReader:
+    """A :class:`csv.DictReader` over ``path``'s text as :func:`read_text` decodes it."""
+    return csv.DictReader(io.StringIO(read_text(path, what, encoding), newline=""))
+
+
+# ---------------------------------------------------------------------- paths read from lists
+
+def listed_path_problem(rel: str) -> str:
+    """Why a path read from a list or CSV may not be used ('' when fine): absolute, or leaving through '..'."""
+    return relative_path_problem(str(rel))
+
+
+def check_listed_path(rel: str, root: Path, where: str) -> None:
+    """Refuse, naming ``where`` (file and line), a listed path that is absolute or climbs out through ``..``."""
+    why = listed_path_problem(rel)
+    if why:
+        raise DatasetError(f"{where}: path {rel!r} {why}; every listed path must be relative to --root {root} and "
+                           "stay inside it, and a converter never reads files outside --root. Fix the line, or move "
+                           "the image under --root and list it from there.")
+
+
+def check_sources_inside(items: Iterable["Item"], root: Path) -> None:
+    """Refuse, before any work, source images that lie outside ``root`` once resolved (links, ``..``, absolute)."""
+    guard = RootGuard(root)
+    bad = []
+    for it in items:
+        target = guard.outside(it.source)
+        if target is not None:
+            bad.append(f"{printable(str(it.source))} -> {printable(str(target))}")
+    if bad:
+        raise DatasetError(f"{len(bad)} source image(s) lead outside --root {guard.real_root} (through a symbolic link, "
+                           "'..' or an absolute path), e.g.:\n  " + "\n  ".join(bad[:10]) + "\nA converter reads only "
+                           "the dataset under --root: copy those files into it (replace each link by the file it "
+                           "points to), or point --root at the folder that really holds them.")
 
 
 # ---------------------------------------------------------------------- expected files
@@ -221,7 +468,7 @@ def safe_name(text: str) -> str:
 
 def natural_key(text: str) -> tuple:
     """Sort key putting '2' before '10' (numbers by value, then the text)."""
-    return tuple((0, int(t), "") if t.isdigit() else (1, 0, t.lower()) for t in re.findall(r"\d+|\D+", str(text)))
+    return tuple((0, int(t), "") if t[0].isdecimal() else (1, 0, t.lower()) for t in re.findall(r"\d+|\D+", str(text)))
 
 
 def natural_sorted(values: Iterable[str]) -> list[str]:
@@ -256,6 +503,7 @@ def seeded_identity_splits(identities: Iterable[str], n_train: int, n_splits: in
     the same seed gives the same splits on every machine.  ``always_train`` identities (e.g.
     MCXFace subjects seen in one session only) are always put in train.
     """
+    seed = check_seed(seed)
     ids = natural_sorted(identities)
     forced = [i for i in ids if i in set(always_train)]
     free = [i for i in ids if i not in set(forced)]
@@ -273,7 +521,7 @@ def seeded_identity_splits(identities: Iterable[str], n_train: int, n_splits: in
 
 # ---------------------------------------------------------------------- annotations
 
-def read_landmarks_csv(path: Path | None) -> dict[str, np.ndarray]:
+def read_landmarks_csv(path: Path | None, encoding: str | None = None) -> dict[str, np.ndarray]:
     """``--landmarks``: {relative posix path: (2, 2) eyes or (5, 2) landmarks}."""
     if path is None:
         return {}
@@ -282,22 +530,22 @@ def read_landmarks_csv(path: Path | None) -> dict[str, np.ndarray]:
         raise DatasetError(f"--landmarks {path}: no such file. Give a CSV with lines 'path,x1,y1,x2,y2' or "
                            "'path,x1,y1,...,x5,y5'.")
     out: dict[str, np.ndarray] = {}
-    with open(path, newline="") as fh:
-        for n, row in enumerate(csv.reader(fh), start=1):
-            row = [c.strip() for c in row if c.strip() != ""]
-            if not row or row[0].startswith("#"):
+    text = read_text(path, "--landmarks", encoding)
+    for n, row in enumerate(csv.reader(io.StringIO(text, newline="")), start=1):
+        row = [c.strip() for c in row if c.strip() != ""]
+        if not row or row[0].startswith("#"):
+            continue
+        try:
+            values = [float(v) for v in row[1:]]
+        except ValueError:
+            if n == 1:  # a header
                 continue
-            try:
-                values = [float(v) for v in row[1:]]
-            except ValueError:
-                if n == 1:  # a header
-                    continue
-                raise DatasetError(f"{path}, line {n}: {row[1:]} are not numbers; each line is a path and 4 or "
-                                   "10 coordinates.") from None
-            if len(values) not in (4, 10):
-                raise DatasetError(f"{path}, line {n}: {len(values)} numbers after the path; give 4 (two eye "
-                                   "centres x,y) or 10 (eyes, nose tip, mouth corners).")
-            out[normalise_key(row[0])] = np.asarray(values, dtype=np.float64).reshape(-1, 2)
+            raise DatasetError(f"{path}, line {n}: {row[1:]} are not numbers; each line is a path and 4 or "
+                               "10 coordinates.") from None
+        if len(values) not in (4, 10):
+            raise DatasetError(f"{path}, line {n}: {len(values)} numbers after the path; give 4 (two eye "
+                               "centres x,y) or 10 (eyes, nose tip, mouth corners).")
+        out[normalise_key(row[0])] = np.asarray(values, dtype=np.float64).reshape(-1, 2)
     return out
 
 
@@ -367,14 +615,15 @@ def _points_ok(points: np.ndarray, width: int, height: int) -> str:
 # ---------------------------------------------------------------------- images
 
 def read_image(path: Path) -> np.ndarray:
-    """Decode a source image as uint8 (H, W, 3): grey is replicated, 16-bit is divided by 257 (as Bob does).
+    """Decode a source image as uint8 (H, W, 3), upright: grey is replicated, 16-bit is divided by 257 (as Bob does).
 
-    The conversion is :func:`hfr_tutorial.data.imageio.to_rgb8`, the one the layout reader uses too.
+    The reading is :func:`hfr_tutorial.data.imageio.read_rgb8`, the one the layout reader uses too
+    (EXIF orientation applied; an image over the decompression-bomb limit refused by name).
     """
     try:
-        with Image.open(path) as im:
-            im.load()
-            return to_rgb8(im)
+        return read_rgb8(path)
+    except ImageTooLarge as err:
+        raise DatasetError(str(err)) from None
     except FileNotFoundError:
         raise DatasetError(f"{path}: file not found (it was listed a moment ago).") from None
     except PermissionError:
@@ -489,13 +738,17 @@ def finish(args: argparse.Namespace, protocols: Mapping[str, Sequence[Row]], *, 
         if safe != name:
             raise ValueError(f"protocol name {name!r} is not a safe file name")
         check_protocol(name, prows)
-    size = int(args.size)
-    template(size)  # checks the size
+    size, size_warning = check_size(args.size)
+    check_crop_fraction(getattr(args, "crop_fraction", 1.0))
+    if size_warning:
+        notes.append(size_warning)
     if getattr(args, "root", None) is not None:
         check_out_outside_root(Path(args.out), Path(args.root))
     out = prepare_out(args.out, args.overwrite)
-    overrides = read_landmarks_csv(getattr(args, "landmarks", None))
+    overrides = read_landmarks_csv(getattr(args, "landmarks", None), getattr(args, "encoding", None))
     ordered = _collect_items(protocols)
+    if getattr(args, "root", None) is not None:
+        check_sources_inside(ordered, Path(args.root))
     staged = staging_dir(out)  # everything is written here, then moved into --out in one step
     try:
         methods, notes = _write_layout(args, protocols, ordered, staged, overrides, default=default, dataset=dataset,
@@ -515,6 +768,8 @@ def finish(args: argparse.Namespace, protocols: Mapping[str, Sequence[Row]], *, 
     summary = {"out": str(out), "images": n_images, "alignment": methods, "default": default,
                "protocols": {n: protocol_counts(r) for n, r in protocols.items()}, "notes": notes}
     _print_summary(summary)
+    if size_warning:
+        print(f"warning: {size_warning}", file=sys.stderr)
     return summary
 
 
@@ -577,7 +832,7 @@ def _write_layout(args: argparse.Namespace, protocols: Mapping[str, Sequence[Row
             src = it.source.relative_to(root).as_posix()
         except ValueError:
             src = str(it.source)
-        source_rows.append({"path": it.path, "source": src, "alignment": method})
+        source_rows.append({"path": it.path, "source": printable(src), "alignment": method})
 
     for name, prows in list(protocols.items()) + [("default", protocols[default])]:
         write_protocol_csv(out / "protocols" / f"{name}.csv",
@@ -588,10 +843,10 @@ def _write_layout(args: argparse.Namespace, protocols: Mapping[str, Sequence[Row
         writer.writeheader()
         writer.writerows(source_rows)
 
-    notes = list(notes)
+    notes = [printable(n) for n in notes]
     if bad:
         notes.append(f"{len(bad)} annotation(s) were unusable and those images were centre-cropped, e.g. "
-                     + "; ".join(bad[:3]))
+                     + printable("; ".join(bad[:3])))
     if methods.get("centre-crop"):
         notes.append(f"{methods['centre-crop']} image(s) had no usable annotation and were centre-cropped "
                      f"(--crop-fraction {args.crop_fraction}); give --landmarks for a proper alignment.")
@@ -602,7 +857,7 @@ def _write_layout(args: argparse.Namespace, protocols: Mapping[str, Sequence[Row
         "alignment": alignment, "source": source, "licence": licence, "n_images": len(ordered),
         "identities": natural_sorted(it.identity for it in ordered),
         "protocols": list(protocols), "default_protocol": default, "converter": converter,
-        "alignment_counts": methods, "notes": notes,
+        "alignment_counts": methods, "notes": notes, "image_size_warning": check_size(size)[1] or None,
     }
     (out / "dataset.json").write_text(json.dumps(info, indent=2) + "\n")
     return methods, notes

@@ -36,12 +36,12 @@ import numpy as np
 
 try:
     from ._common import (DatasetError, Item, drop_leaks, expect_dir, expect_file, find_case_insensitive,
-                          find_with_extensions, finish, limit_identities, make_parser, require_root, rows,
-                          run_cli, safe_name)
+                          find_with_extensions, finish, limit_identities, make_parser, read_text, require_root,
+                          rows, run_cli, safe_name)
 except ImportError:  # run as a script: python data_scripts/casia_nir_vis2.py
     from _common import (DatasetError, Item, drop_leaks, expect_dir, expect_file, find_case_insensitive,
-                         find_with_extensions, finish, limit_identities, make_parser, require_root, rows,
-                         run_cli, safe_name)
+                         find_with_extensions, finish, limit_identities, make_parser, read_text, require_root,
+                         rows, run_cli, safe_name)
 
 FOLDER = "NIR-VIS-2.0"
 HOLDS = "s1..s4 and protocols"
@@ -54,10 +54,14 @@ MODALITY = {"VIS": "vis", "NIR": "nir"}
 _SESSION = re.compile(r"^s\d+$", re.IGNORECASE)
 
 
-def parse_list(path: Path) -> list[tuple[int, str]]:
-    """(line number, path with '/' separators) of every non-empty line of a protocol list."""
+def parse_list(path: Path, encoding: str | None = None) -> list[tuple[int, str]]:
+    """(line number, path with '/' separators) of every non-empty line of a protocol list.
+
+    UTF-8, or UTF-16 (with or without a byte-order mark, as Windows tools save lists), is detected;
+    another encoding is refused by name unless ``encoding`` says which it is: never garbled.
+    """
     out = []
-    text = path.read_text(encoding="utf-8-sig", errors="replace")
+    text = read_text(path, "protocol list", encoding)
     for n, line in enumerate(text.splitlines(), start=1):
         tokens = line.strip().split()
         if tokens:
@@ -73,6 +77,9 @@ def split_entry(entry: str, list_file: Path, line: int) -> tuple[str, str, str, 
         raise DatasetError(f"{list_file}, line {line}: {entry!r} is not of the form sN\\MOD\\<subject>\\<file> "
                            "(e.g. s2\\NIR\\10117\\016.bmp). Is this an original CASIA NIR-VIS 2.0 list?")
     i = starts[0]
+    if ".." in parts[i:]:
+        raise DatasetError(f"{list_file}, line {line}: {entry!r} climbs out of its folder through '..'; a list entry "
+                           "names an image under --root (sN\\MOD\\<subject>\\<file>). Fix the line.")
     session, mod, subject, fname = parts[i], parts[i + 1], parts[i + 2], parts[-1]
     base = mod.upper().split("_")[0]
     if base not in MODALITY:
@@ -83,9 +90,9 @@ def split_entry(entry: str, list_file: Path, line: int) -> tuple[str, str, str, 
 def read_pos(path: Path) -> np.ndarray | None:
     """Eye centres (2, 2) from the first line of a ``.pos`` file (4 numbers), or None when unreadable."""
     try:
-        first = path.read_text(errors="replace").strip().splitlines()[0]
+        first = read_text(path, ".pos file").strip().splitlines()[0]
         values = [float(v) for v in re.split(r"[\s,;]+", first.strip()) if v][:4]
-    except (OSError, IndexError, ValueError):
+    except (OSError, IndexError, ValueError):  # DatasetError (not a text file) is a ValueError
         return None
     if len(values) < 4:
         return None
@@ -132,7 +139,7 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
         for lname, _ in needed:
             if lname not in lists:
                 list_paths[lname] = expect_file(root, f"protocols/{lname}.txt", FOLDER, HOLDS)
-                lists[lname] = parse_list(list_paths[lname])
+                lists[lname] = parse_list(list_paths[lname], args.encoding)
 
     # one Item per distinct source image
     items: dict[str, Item] = {}

@@ -33,20 +33,19 @@ COLOR-THERMAL, COLOR-SWIR, COLOR-DEPTH, COLOR-COLOR (split 1).
 """
 from __future__ import annotations
 
-import csv
 from pathlib import Path
 from typing import Any, Sequence
 
 import numpy as np
 
 try:
-    from ._common import (DatasetError, Item, find_with_extensions, finish, limit_identities, make_parser,
-                          natural_key, natural_sorted, require_root, rows, run_cli, safe_name, scaled_count,
-                          seeded_identity_splits)
+    from ._common import (DatasetError, Item, check_listed_path, distinct_names, find_with_extensions, finish,
+                          limit_identities, make_parser, natural_key, natural_sorted, read_csv_rows, require_root,
+                          rows, run_cli, safe_name, scaled_count, seeded_identity_splits)
 except ImportError:  # run as a script: python data_scripts/mcxface.py
-    from _common import (DatasetError, Item, find_with_extensions, finish, limit_identities, make_parser,
-                         natural_key, natural_sorted, require_root, rows, run_cli, safe_name, scaled_count,
-                         seeded_identity_splits)
+    from _common import (DatasetError, Item, check_listed_path, distinct_names, find_with_extensions, finish,
+                         limit_identities, make_parser, natural_key, natural_sorted, read_csv_rows, require_root,
+                         rows, run_cli, safe_name, scaled_count, seeded_identity_splits)
 
 FOLDER = "MCXFace"
 HOLDS = "the per-channel images that your CSV lists"
@@ -70,12 +69,17 @@ SPLIT_WORDS = {"train": "train", "world": "train", "dev": "eval", "eval": "eval"
 N_SUBJECTS, N_TRAIN = 51, 30
 
 
-def read_csv(path: Path) -> tuple[list[dict[str, str]], dict[str, str | None], list[str] | None]:
-    """Rows, {field: column name or None} and the eye columns (or None) of the user's CSV."""
-    with open(path, newline="", encoding="utf-8-sig") as fh:
-        reader = csv.DictReader(fh)
-        header = [c.strip() for c in reader.fieldnames or []]
-        data = [{(k or "").strip(): (v or "").strip() for k, v in r.items()} for r in reader]
+def read_csv(path: Path, encoding: str | None = None) -> tuple[list[dict[str, str]], dict[str, str | None],
+                                                               list[str] | None]:
+    """Rows, {field: column name or None} and the eye columns (or None) of the user's CSV.
+
+    UTF-8 (or UTF-16/32 with a byte-order mark) is detected; another encoding (a Latin-1 export)
+    is refused by name unless ``encoding`` (``--encoding``) says which it is.
+    """
+    reader = read_csv_rows(path, "--csv", encoding)
+    header = [c.strip() for c in reader.fieldnames or []]
+    data = [{(k or "").strip(): (v or "").strip() for k, v in r.items() if isinstance(k, str) or k is None}
+            for r in reader]
     low = {c.lower(): c for c in header}
     cols = {f: next((low[a] for a in names if a in low), None) for f, names in ALIASES.items()}
     missing = [f for f in ("path", "identity", "channel") if cols[f] is None]
@@ -105,7 +109,7 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
         raise DatasetError(f"expected the CSV that describes your MCXFace copy at {csv_path} (columns path, identity, "
                            "channel[, session, reye_x, reye_y, leye_x, leye_y]); pass --csv FILE, see "
                            "data_scripts/README.md.")
-    data, cols, eye_cols = read_csv(csv_path)
+    data, cols, eye_cols = read_csv(csv_path, args.encoding)
     notes = ["MCXFace file layout and protocol lists unconfirmed: images and subjects come from your CSV"]
 
     # eyes shared by the registered channels of one frame
@@ -129,6 +133,11 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
         if e is not None and fk is not None:
             frame_eyes.setdefault(fk, e)
 
+    # subjects' names kept readable (José, 张伟) and distinct ('a b' and 'a_b' are two subjects)
+    names = distinct_names(r[cols["identity"]] for r in data)
+    renamed = sorted(f"{raw!r} -> {new}" for raw, (new, _) in names.items() if new != raw)
+    if renamed:
+        notes.append(f"{len(renamed)} subject name(s) changed to be layout names: {', '.join(renamed[:10])}")
     items: list[Item] = []
     missing, bad_channel = [], set()
     given_split: dict[str, str] = {}
@@ -138,11 +147,12 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
             bad_channel.add(r[cols["channel"]])
             continue
         rel = r[cols["path"]].replace("\\", "/")
+        check_listed_path(rel, root, f"{csv_path}, line {n}")
         src = find_with_extensions(root / rel, (".jpg", ".png", ".jpeg", ".bmp", ".tif", ".tiff"))
         if src is None:
             missing.append(rel)
             continue
-        ident = safe_name(r[cols["identity"]])
+        ident = names[r[cols["identity"]]][0]
         session = r[cols["session"]] if cols["session"] else ""
         e = eyes_of(r)
         if e is None and frame_key(r) is not None:

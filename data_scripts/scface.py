@@ -39,10 +39,10 @@ import numpy as np
 
 try:
     from ._common import (DatasetError, Item, expect_dir, finish, limit_identities, make_parser, natural_key,
-                          require_root, rows, run_cli)
+                          read_text, require_root, rows, run_cli)
 except ImportError:  # run as a script: python data_scripts/scface.py
     from _common import (DatasetError, Item, expect_dir, finish, limit_identities, make_parser, natural_key,
-                         require_root, rows, run_cli)
+                         read_text, require_root, rows, run_cli)
 
 FOLDER = "SCface"
 HOLDS = "mugshot_frontal_cropped_all, surveillance_cameras_distance_1..3 and surveillance_cameras_IR_cam8"
@@ -62,10 +62,10 @@ def split_of(subject: int) -> str:
     return "train" if subject <= 43 else "dev" if subject <= 87 else "eval"
 
 
-def read_annotations(path: Path) -> dict[str, np.ndarray]:
+def read_annotations(path: Path, encoding: str | None = None) -> dict[str, np.ndarray]:
     """{basename lower-case: (2, 2) eye centres} from the SCface annotation file (name + 8 integers a line)."""
     out = {}
-    for n, line in enumerate(path.read_text(errors="replace").splitlines(), start=1):
+    for n, line in enumerate(read_text(path, "--annotations", encoding).splitlines(), start=1):
         tokens = line.split()
         if not tokens or tokens[0].startswith("#"):
             continue
@@ -104,7 +104,7 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
     if annot_path is not None and not Path(annot_path).is_file():
         raise DatasetError(f"--annotations {annot_path}: no such file (the SCface annotation text file, one line "
                            "'<basename> x1 y1 ... xm ym' per image).")
-    eyes = read_annotations(Path(annot_path)) if annot_path is not None else {}
+    eyes = read_annotations(Path(annot_path), args.encoding) if annot_path is not None else {}
     if annot_path is None:
         notes.append("no annotation file: every image is centre-cropped, not aligned (surveillance faces are small; "
                      "give --annotations)")

@@ -31,19 +31,18 @@ it; ``--landmarks`` takes your own eye centres or five points; everything else i
 """
 from __future__ import annotations
 
-import csv
 import re
 from pathlib import Path
 from typing import Any, Sequence
 
 try:
     from ._common import (IMAGE_EXTENSIONS, DatasetError, Item, finish, limit_identities, make_parser,
-                          natural_key, natural_sorted, require_root, rows, run_cli, safe_name, scaled_count,
-                          seeded_identity_splits)
+                          natural_key, natural_sorted, read_csv_rows, require_root, rows, run_cli, safe_name,
+                          scaled_count, seeded_identity_splits)
 except ImportError:  # run as a script: python data_scripts/tufts.py
     from _common import (IMAGE_EXTENSIONS, DatasetError, Item, finish, limit_identities, make_parser,
-                         natural_key, natural_sorted, require_root, rows, run_cli, safe_name, scaled_count,
-                         seeded_identity_splits)
+                         natural_key, natural_sorted, read_csv_rows, require_root, rows, run_cli, safe_name,
+                         scaled_count, seeded_identity_splits)
 
 FOLDER = "Tufts"
 HOLDS = "the unzipped TD_RGB_E_Set1..4, TD_IR_E_Set1..4, ... folders"
@@ -75,7 +74,7 @@ def find_sets(root: Path, pkg: str) -> list[Path]:
     return out
 
 
-def read_boxes(path: Path | None) -> dict[tuple[str, str], tuple[float, float, float, float]]:
+def read_boxes(path: Path | None, encoding: str | None = None) -> dict[tuple[str, str], tuple[float, float, float, float]]:
     """{(participant, file name lower-case): (left, top, width, height)} from a tdface-annotations CSV."""
     if path is None:
         return {}
@@ -84,21 +83,20 @@ def read_boxes(path: Path | None) -> dict[tuple[str, str], tuple[float, float, f
         raise DatasetError(f"--boxes {path}: no such file (the bounding-boxes.csv of maxbbraun/tdface-annotations).")
     need = ["Participant", "File", "Left", "Top", "Width", "Height"]
     out = {}
-    with open(path, newline="", encoding="utf-8-sig") as fh:
-        reader = csv.DictReader(fh)
-        cols = {c.strip().lower(): c for c in reader.fieldnames or []}
-        missing = [c for c in need if c.lower() not in cols]
-        if missing:
-            raise DatasetError(f"--boxes {path}: columns {missing} missing; expected a header "
-                               "Set,Participant,File,Left,Top,Width,Height.")
-        for n, r in enumerate(reader, start=2):
-            try:
-                box = tuple(float(r[cols[c.lower()]]) for c in need[2:])
-                part = str(int(float(r[cols["participant"]])))
-            except (TypeError, ValueError):
-                raise DatasetError(f"--boxes {path}, line {n}: {dict(r)} has a non-numeric participant or box.") \
-                    from None
-            out[(part, Path(r[cols["file"]].strip()).name.lower())] = box
+    reader = read_csv_rows(path, "--boxes", encoding)
+    cols = {c.strip().lower(): c for c in reader.fieldnames or []}
+    missing = [c for c in need if c.lower() not in cols]
+    if missing:
+        raise DatasetError(f"--boxes {path}: columns {missing} missing; expected a header "
+                           "Set,Participant,File,Left,Top,Width,Height.")
+    for n, r in enumerate(reader, start=2):
+        try:
+            box = tuple(float(r[cols[c.lower()]]) for c in need[2:])
+            part = str(int(float(r[cols["participant"]])))
+        except (TypeError, ValueError):
+            raise DatasetError(f"--boxes {path}, line {n}: {dict(r)} has a non-numeric participant or box.") \
+                from None
+        out[(part, Path(r[cols["file"]].strip()).name.lower())] = box
     return out
 
 
@@ -121,7 +119,7 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
     if args.splits < 1:
         raise DatasetError(f"--splits {args.splits}: give at least 1.")
     root = require_root(args.root, FOLDER, HOLDS)
-    boxes = read_boxes(args.boxes)
+    boxes = read_boxes(args.boxes, args.encoding)
     packages = args.packages or list(PACKAGES)
     items: list[Item] = []
     found_pkgs = []

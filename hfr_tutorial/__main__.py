@@ -48,7 +48,10 @@ def _cmd_run(args: argparse.Namespace) -> int:
 
 def _cmd_data(args: argparse.Namespace) -> int:
     from .artifacts import load_faceset
+    from .data.layout import check_layout_target
 
+    # before the faces are generated: a layout already at --out is replaced only with --overwrite
+    check_layout_target(args.out, args.overwrite, hint="pass --overwrite")
     faceset = load_faceset(args.preset, seed=args.seed)
     faceset.write_layout(args.out, overwrite=args.overwrite)
     print(f"Wrote {len(faceset)} images in the standard layout to {args.out}")

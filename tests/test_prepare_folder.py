@@ -122,7 +122,8 @@ def test_no_face_anywhere_is_an_error_and_one_miss_is_listed(crops, tmp_path):
             Image.fromarray(np.random.default_rng(k + 10 * i).integers(0, 255, (120, 120, 3), dtype=np.uint8)).save(
                 noise / f"p{i}" / f"{k}.png")
     with pytest.raises(DatasetError, match="No face was found in any of the 4 photos"):
-        prepare_folder.main(["--source", str(noise), "--out", str(tmp_path / "o"), "--no-progress"])
+        # --split 1,0,0: two identities cannot fill dev and eval, which is checked (and refused) before alignment
+        prepare_folder.main(["--source", str(noise), "--out", str(tmp_path / "o"), "--split", "1,0,0", "--no-progress"])
 
 
 def test_five_points_from_68():

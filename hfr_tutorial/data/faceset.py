@@ -431,10 +431,16 @@ class FaceSet:
     # ------------------------------------------------------------------ on disk
     @classmethod
     def from_layout(cls, root: str | Path, protocol: str | None = None, lazy: bool | None = None) -> "FaceSet":
-        """Read a standard layout (see :mod:`hfr_tutorial.data.layout`)."""
-        from .layout import read_layout
+        """Read a standard layout (see :mod:`hfr_tutorial.data.layout`).
 
-        return read_layout(root, protocol=protocol, lazy=lazy)
+        Raises TypeError when ``root`` is not a path (``None``, a number), and
+        :class:`~hfr_tutorial.data.layout.LayoutError` (naming the file and the fix) when the layout
+        breaks a rule: a file given instead of the folder, a row or link leading outside the root,
+        one image used as both gallery and probe, an identity in two splits ...
+        """
+        from .layout import layout_root, read_layout
+
+        return read_layout(layout_root(root), protocol=protocol, lazy=lazy)
 
     def write_layout(self, root: str | Path, name: str | None = None,
                      protocols: Mapping[str, Any] | None = None, **info: Any) -> Path:

@@ -17,6 +17,11 @@ Every problem is reported as a :class:`LayoutError` that names the file, says wh
 how to fix it.  Large layouts are read lazily (:class:`LazyImages`): images are decoded when a
 batch asks for them.
 
+A layout reads only its own files: every path of a protocol (or found under ``images/``) is
+resolved, symbolic links included, and refused when it leads outside the root
+(:class:`RootGuard`).  A protocol that uses one image as both a gallery template and a probe of
+the same split is refused too: the image would match itself and lift rank-1.
+
 Taught in ``notebooks/00_data_and_modality_gap.ipynb`` (section "Bring your own data").
 """
 from __future__ import annotations
@@ -33,7 +38,7 @@ import numpy as np
 from PIL import Image, UnidentifiedImageError
 
 from .faceset import KNOWN_MODALITIES, SPLITS
-from .imageio import to_rgb8
+from .imageio import ImageTooLarge, read_rgb8, too_large_message
 
 if TYPE_CHECKING:  # pragma: no cover
     from .faceset import FaceSet
@@ -64,9 +69,9 @@ def load_image(path: str | Path, size: int | None = None) -> np.ndarray:
     """
     path = Path(path)
     try:
-        with Image.open(path) as im:
-            im.load()
-            arr = to_rgb8(im)
+        arr = read_rgb8(path)
+    except ImageTooLarge as err:
+        raise LayoutError(str(err)) from None
     except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as err:
         raise _open_error(path, err) from None
     if size is not None and arr.shape[:2] != (size, size):
@@ -85,6 +90,44 @@ def _open_error(path: Path, err: BaseException) -> LayoutError:
         return LayoutError(f"{path}: is a folder, not an image. Point the protocol row at a PNG file.")
     return LayoutError(f"{path}: does not decode as an image ({err}). Re-export it as PNG, "
                        "or delete it and its protocol rows.")
+
+
+def layout_root(root: Any, what: str = "root") -> Path:
+    """``root`` as a Path, or a TypeError naming the argument when it is not a path (None, a number ...)."""
+    if isinstance(root, (str, os.PathLike)) and str(root) != "":
+        return Path(root)
+    raise TypeError(f"{what}={root!r}: give the path of a layout folder (a str or pathlib.Path), the folder "
+                    "holding dataset.json, images/ and protocols/, e.g. FaceSet.from_layout('layouts/mine').")
+
+
+class RootGuard:
+    """Says whether a path, once resolved (symbolic links followed), still lies inside ``root``.
+
+    Used wherever a path comes from a file (a protocol row, a converter's list) or from walking a
+    folder: a ``..`` or a link to ``/home/someone/secret.png`` must not make a layout, or a
+    converter, read a file outside the folder the user named.  Folders are resolved once and
+    cached, so checking every row of a large protocol costs one ``lstat`` per file.
+    """
+
+    def __init__(self, root: str | os.PathLike):
+        self.root = Path(root)
+        self.real_root = Path(os.path.realpath(root))
+        self._dirs: dict[Path, Path] = {}
+
+    def real(self, path: str | os.PathLike) -> Path:
+        """``path`` with every symbolic link resolved (a loop is left unresolved; opening it then fails)."""
+        path = Path(os.path.abspath(path))
+        parent = self._dirs.get(path.parent)
+        if parent is None:
+            parent = self._dirs[path.parent] = Path(os.path.realpath(path.parent))
+        if os.path.islink(path):
+            return Path(os.path.realpath(path))
+        return parent / path.name
+
+    def outside(self, path: str | os.PathLike) -> Path | None:
+        """Where ``path`` really leads when that is outside the root, else None."""
+        real = self.real(path)
+        return None if real.is_relative_to(self.real_root) else real
 
 
 def _size_message(path: Path, w: int, h: int, size: int) -> str:
@@ -320,8 +363,13 @@ def install_layout(staged: str | Path, root: str | Path) -> None:
 
 def read_dataset_json(root: str | Path) -> dict[str, Any]:
     """Parse and check ``<root>/dataset.json``."""
-    root = Path(root)
+    root = layout_root(root)
     path = root / "dataset.json"
+    if root.exists() and not root.is_dir():
+        hint = (f"give its folder {root.parent}" if root.name == "dataset.json"
+                else "give the folder holding dataset.json, images/ and protocols/")
+        raise LayoutError(f"{root}: is a file, not a folder; a layout is a folder. Point to the root of a "
+                          f"standard layout: {hint}.")
     if not root.is_dir():
         raise LayoutError(f"{root}: no such folder. Point to the root of a standard layout "
                           "(the folder holding dataset.json, images/ and protocols/).")
@@ -404,7 +452,7 @@ def _read_protocol(path: Path) -> list[dict[str, str]]:
         raise _open_error(path, err) from None
 
 
-def _path_problem(rel: str) -> str:
+def relative_path_problem(rel: str) -> str:
     """Why a protocol path may not be used ('' when it is fine): it must be relative and stay inside the root."""
     text = rel.replace("\\", "/")
     pure = PurePosixPath(text)
@@ -431,6 +479,8 @@ def _image_problem(f: Path, size: int, decode: bool) -> str:
             load_image(f, size)
     except LayoutError as err:
         return str(err)
+    except Image.DecompressionBombError as err:
+        return too_large_message(f, err)
     except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as err:
         return str(_open_error(f, err))
     return ""
@@ -453,6 +503,8 @@ def _check_rows(root: Path, rows: list[dict[str, str]], source: Path | None, siz
                     f"({','.join(PROTOCOL_COLUMNS)}) or delete the file."]
         return [f"{root / 'images'}: holds no images. Put faces in images/<modality>/<identity>/<name>.png."]
     problems: list[str] = []
+    guard = RootGuard(root)
+    uses: dict[tuple[str, Path], dict[str, int]] = {}  # (split, real file) -> {role: first row}
     for n, r in enumerate(rows, start=2):  # row 1 is the header
         loc = f"{where}, row {n}" if source is not None else where
         if any(r.get(c) is None for c in PROTOCOL_COLUMNS):
@@ -467,15 +519,29 @@ def _check_rows(root: Path, rows: list[dict[str, str]], source: Path | None, siz
                 problems.append(f"{loc}: split {r['split']!r} must be one of {list(SPLITS)}.")
             if r["role"] not in ROLES:
                 problems.append(f"{loc}: role {r['role']!r} must be one of {list(ROLES)}.")
-        why = _path_problem(r["path"])
+        why = relative_path_problem(r["path"])
         if why:
             problems.append(f"{loc}: path {r['path']!r} {why}; paths must be relative to the layout root {root} "
                             "and stay inside it (e.g. images/<modality>/<identity>/<name>.png). Fix the row.")
             continue
         f = root / r["path"]
+        escape = guard.outside(f)
+        if escape is not None:
+            problems.append(f"{loc}: {r['path']!r} is a symbolic link (or lies under one) that leads to {escape}, "
+                            f"outside the layout root {guard.real_root}; a layout reads only its own files. Put the "
+                            "image itself in the layout (replace the link by a copy of the file) or remove the row.")
+            continue
         if not f.is_file():
             problems.append(f"{loc}: file {r['path']!r} is absent. Restore {f} or remove the row.")
             continue
+        if source is not None and r["role"] in ("gallery", "probe"):
+            seen = uses.setdefault((r["split"], guard.real(f)), {})
+            other = "probe" if r["role"] == "gallery" else "gallery"
+            if other in seen:
+                problems.append(f"{loc}: {r['path']!r} is a {r['split']} {r['role']}, and row {seen[other]} uses "
+                                f"the same image as a {other}: it would match itself and count as a correct "
+                                "answer. Give each image one role in a split (remove one of the two rows).")
+            seen.setdefault(r["role"], n)
         parts = Path(r["path"]).parts
         if len(parts) == 4 and parts[0] == "images" and (parts[1] != r["modality"] or parts[2] != r["identity"]):
             problems.append(f"{loc}: path {r['path']!r} lies under images/{parts[1]}/{parts[2]}/ but the row says "
@@ -508,6 +574,11 @@ def _checked_rows(root: Path, protocol: str | None, decode: bool,
     """dataset.json, the protocol file (None: every image) and its rows, or a LayoutError listing every problem."""
     info = read_dataset_json(root)
     source = _choose_protocol(root, protocol)
+    if source is not None:
+        escape = RootGuard(root).outside(source)
+        if escape is not None:
+            raise LayoutError(f"{source}: a symbolic link to {escape}, outside the layout root {root}; a layout "
+                              "reads only its own files. Copy the protocol into protocols/ instead of linking it.")
     rows = _read_protocol(source) if source is not None else _scan_images(root, info)
     problems = _check_rows(root, rows, source, int(info["image_size"]), decode)
     if problems:
@@ -521,7 +592,7 @@ def validate_layout(root: str | Path, protocol: str | None = None, decode: bool 
     ``decode=True`` decodes every image (slow for big sets); ``False`` reads headers only.  The
     rules are those :func:`read_layout` applies (one checking function serves both).
     """
-    root = Path(root)
+    root = layout_root(root)
     info, source, rows = _checked_rows(root, protocol, decode, "in")
     return {"root": str(root), "name": info["name"], "protocol": source.stem if source else None,
             "images": len(rows), "identities": len({r["identity"] for r in rows}),
@@ -538,7 +609,7 @@ def read_layout(root: str | Path, protocol: str | None = None, lazy: bool | None
     """
     from .faceset import FaceSet
 
-    root = Path(root)
+    root = layout_root(root)
     info, source, rows = _checked_rows(root, protocol, False, "reading")
     size = int(info["image_size"])
     if lazy is None:

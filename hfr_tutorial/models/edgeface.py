@@ -264,6 +264,8 @@ def list_variants() -> list[str]:
 
 def get_variant(name: str) -> EdgeFaceVariant:
     """Look up a variant, with a suggestion when the name is misspelt."""
+    if not isinstance(name, str):
+        raise TypeError(f"variant={name!r}: give a variant name as a str, one of {', '.join(list_variants())}.")
     if name not in VARIANTS:
         close = difflib.get_close_matches(name, VARIANTS, n=1)
         hint = f" Did you mean {close[0]!r}?" if close else ""
@@ -336,14 +338,59 @@ def _dequantize_state_dict(state: Mapping[str, object]) -> dict[str, torch.Tenso
     return out
 
 
+FILE_SIGNATURES: tuple[tuple[bytes, str], ...] = (
+    (b"\xff\xd8\xff", "JPEG image"), (b"\x89PNG", "PNG image"), (b"GIF8", "GIF image"), (b"BM", "BMP image"),
+    (b"RIFF", "RIFF (WebP image or WAV sound)"), (b"%PDF", "PDF document"), (b"\x1f\x8b", "gzip archive"),
+    (b"\x7fELF", "program (ELF)"), (b"<", "HTML/XML text (a web page saved instead of the file?)"),
+    (b"{", "JSON text"), (b"\x08", "protobuf (an ONNX model?)"),
+)
+"""Starts of files that are surely not a PyTorch checkpoint, and what they are (named in the error)."""
+
+
+def _not_a_checkpoint(path: Path) -> str | None:
+    """What ``path`` holds when its first bytes show it is no PyTorch checkpoint (a zip or a pickle), else None."""
+    with open(path, "rb") as fh:
+        head = fh.read(8)
+    if not head:
+        return "nothing (an empty file)"
+    if head.startswith(b"PK\x03\x04") or head[:1] == b"\x80":  # torch.save's zip archive / legacy pickle
+        return None
+    for magic, kind in FILE_SIGNATURES:
+        if head.startswith(magic):
+            return f"{kind} data"
+    return f"data that is neither a zip archive nor a pickle (it starts with {head!r})"
+
+
+def _load_error(path: Path, exc: BaseException) -> CheckpointError:
+    """Our message for a file ``torch.load(..., weights_only=True)`` refused: never torch's advice to unpickle code."""
+    import pickle
+    import re
+
+    text = str(exc)
+    if isinstance(exc, pickle.UnpicklingError) and "Weights only load failed" in text:
+        named = re.search(r"GLOBAL ([\w.]+)", text)
+        what = f" (it names {named.group(1)})" if named else ""
+        return CheckpointError(
+            f"{str(path)!r} holds Python objects other than tensors{what}. This project reads only plain tensors "
+            "from a checkpoint, never objects that could run code, so the file is refused. Save the weights "
+            "with torch.save(model.state_dict(), path) (nothing but tensors), or use the official EdgeFace file.")
+    return CheckpointError(
+        f"Could not read {str(path)!r} as a PyTorch state dict ({type(exc).__name__}): the file is truncated or "
+        "damaged, or is not a checkpoint. Download or copy it again.")
+
+
 def read_checkpoint(path: str | os.PathLike) -> dict[str, torch.Tensor]:
     """Read an EdgeFace checkpoint file (float or ``_q``) into a float state dict with ``model.`` keys.
 
     Also accepted: a ``{"state_dict": ...}`` wrapper, a pickled module, and keys prefixed by
     ``module.`` (saved from ``DataParallel``) or ``_orig_mod.`` (from ``torch.compile``), which are
     stripped.  Refused with the reason: a folder (its ``.pt`` files are listed), a file that is not
-    a state dict, and weights holding NaN or infinite values (the first bad key is named).
+    a checkpoint at all (a JPEG renamed ``.pt``: its kind is named), a file holding objects other
+    than tensors (read with ``weights_only=True`` only: never code), a file that is not a state
+    dict, and weights holding NaN or infinite values (the first bad key is named).
     """
+    if not isinstance(path, (str, os.PathLike)):
+        raise TypeError(f"checkpoint={path!r}: give the path of a checkpoint file (a str or pathlib.Path).")
     path = Path(path)
     if path.is_dir():
         found = sorted(p.name for p in path.glob("*.pt"))
@@ -356,13 +403,14 @@ def read_checkpoint(path: str | os.PathLike) -> dict[str, torch.Tensor]:
             f"(with network access: torch.hub.load({HUB_REPO!r}, 'edgeface_xxs', source='github', pretrained=True), "
             "or hfr_tutorial.models.download_official_weights)."
         )
+    kind = _not_a_checkpoint(path)
+    if kind is not None:
+        raise CheckpointError(f"{str(path)!r} is not a PyTorch checkpoint: it holds {kind}. Give the .pt file "
+                              "that torch.save wrote (an official EdgeFace file, or one saved by this project).")
     try:
         state = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as exc:  # truncated, not a torch file, pickled code ...
-        raise CheckpointError(
-            f"Could not read {str(path)!r} as a PyTorch state dict ({type(exc).__name__}: {exc}). "
-            "The file may be truncated or not a checkpoint: download it again."
-        ) from exc
+        raise _load_error(path, exc) from None
     if isinstance(state, nn.Module):  # a whole pickled module (torch.save(model))
         state = state.state_dict()
     if isinstance(state, dict) and "state_dict" in state and isinstance(state["state_dict"], dict):
@@ -431,7 +479,12 @@ def load_edgeface(variant: str = "edgeface_xxs", checkpoint: str | os.PathLike |
     Raises:
         CheckpointError: naming the file, the missing and unexpected keys, and the variant the
             file most likely belongs to.
+        TypeError: ``variant`` is not a str, or ``checkpoint`` is neither None nor a path.
     """
+    if checkpoint is not None and not isinstance(checkpoint, (str, os.PathLike)):
+        raise TypeError(f"load_edgeface(checkpoint={checkpoint!r}): give the path of a checkpoint file (a str or "
+                        "pathlib.Path), or None for a random initialisation. (The second argument is the checkpoint; "
+                        "pass a seed as seed=...)")
     model = create_edgeface(variant, seed=seed)
     if checkpoint is None:
         return model
