@@ -1,4 +1,4 @@
-"""Figures: each builds on small inputs, is deterministic, and keeps the modality palette."""
+"""Figures: each builds on small inputs, is deterministic, keeps the palette, and refuses empty input."""
 from __future__ import annotations
 
 import sys
@@ -15,7 +15,9 @@ import pytest  # noqa: E402
 from matplotlib.figure import Figure  # noqa: E402
 
 from hfr_tutorial import evaluate as ev  # noqa: E402
-from hfr_tutorial import plots  # noqa: E402
+from hfr_tutorial import plots, projection  # noqa: E402
+from hfr_tutorial.models import edgeface_architecture  # noqa: E402
+from hfr_tutorial.palette import MODALITY_COLORS, modality_color, run_color  # noqa: E402
 
 
 def pixels(fig: Figure) -> np.ndarray:
@@ -57,13 +59,9 @@ def no_pyplot_leak():
     assert set(plt.get_fignums()) == before, "plots must not register figures with pyplot"
 
 
-def test_modality_palette_is_one_mapping():
-    assert plots.modality_color("NIR") == plots.MODALITY_COLORS["nir"]
-    assert plots.protocol_color("thermal->vis") == plots.MODALITY_COLORS["thermal"]
-    assert len(set(plots.MODALITY_COLORS[m] for m in ("vis", "nir", "thermal"))) == 3
-    assert plots.modality_color("sketchy") == plots.modality_color("sketchy")  # stable for unknown names
-    # runs never take a modality's colour, so a bar or a curve of a run is not read as a sensor
-    assert not {c.lower() for c in plots.RUN_COLORS} & {c.lower() for c in plots.MODALITY_COLORS.values()}
+def test_protocols_take_their_probe_modality_colour():
+    assert plots.protocol_color("thermal->vis") == MODALITY_COLORS["thermal"]
+    assert plots.protocol_color("nir->vis") == modality_color("NIR")
 
 
 @pytest.mark.parametrize("name, words", [
@@ -96,7 +94,7 @@ def test_roc_is_deterministic_and_coloured_by_probe_modality(data):
     assert ax.get_xscale() == "log"
     lines = {line.get_label().split(" (")[0]: line for line in ax.get_lines()}
     nir = lines["after: nir->vis"]
-    assert mcolors.to_hex(nir.get_color()) == plots.MODALITY_COLORS["nir"].lower()
+    assert mcolors.to_hex(nir.get_color()) == MODALITY_COLORS["nir"].lower()
     assert lines["before: nir->vis"].get_linestyle() != nir.get_linestyle()  # runs differ by line style
 
 
@@ -133,7 +131,7 @@ def test_det_is_on_normal_deviate_axes(data):
     line = next(line for line in ax.get_lines() if line.get_label().startswith("before: thermal->vis"))
     keep = (far > 0) & (tar < 1)
     assert line.get_xdata() == pytest.approx(far[keep]) and line.get_ydata() == pytest.approx(1 - tar[keep])
-    assert mcolors.to_hex(line.get_color()) == plots.MODALITY_COLORS["thermal"].lower()
+    assert mcolors.to_hex(line.get_color()) == MODALITY_COLORS["thermal"].lower()
 
 
 def test_det_cmc_and_histograms(data):
@@ -160,14 +158,14 @@ def test_umap_side_by_side_deterministic_with_pair_lines(data):
     assert len(lines) == 1 and len(lines[0].get_segments()) == 4 * 6  # 4 identities x 6 non-VIS images
     point_colors = {mcolors.to_hex(c.get_facecolor()[0]) for c in left.collections
                     if isinstance(c, matplotlib.collections.PathCollection) and len(c.get_offsets())}
-    assert point_colors == {plots.MODALITY_COLORS[m].lower() for m in ("vis", "nir", "thermal")}
+    assert point_colors == {MODALITY_COLORS[m].lower() for m in ("vis", "nir", "thermal")}
 
 
 def test_umap_falls_back_to_pca_only_when_umap_cannot_be_imported(data, monkeypatch):
-    pca = plots.reduce_2d(data["after"], method="pca")
+    pca = projection.reduce_2d(data["after"], method="pca")
     monkeypatch.setitem(sys.modules, "umap", None)  # makes `import umap` raise ImportError
     with pytest.warns(UserWarning, match="PCA"):
-        xy = plots.reduce_2d(data["after"], method="umap")
+        xy = projection.reduce_2d(data["after"], method="umap")
     assert xy == pytest.approx(pca)
     fig = plots.plot_umap(data["after"], data["ids"], data["mods"], method="pca")
     assert fig.axes[0].get_xlabel() == "PCA 1"
@@ -177,11 +175,11 @@ def test_embedding_figures_check_labels(data):
     with pytest.raises(ValueError, match="one label of each per embedding"):
         plots.plot_umap(data["after"][:-1], data["ids"], data["mods"], method="pca")
     with pytest.raises(ValueError, match="at least 5"):
-        plots.reduce_2d(data["after"][:3])
+        projection.reduce_2d(data["after"][:3])
 
 
 def test_similarity_matrix_ordered_by_identity(data):
-    order = plots._ordered_images(data["ids"][::-1], data["mods"][::-1], max_identities=2)
+    order = plots.embeddings._ordered_images(data["ids"][::-1], data["mods"][::-1], max_identities=2)
     ids = data["ids"][::-1][order]
     assert (np.diff(ids) >= 0).all() and set(ids) == {0, 1}
     assert data["mods"][::-1][order][:3].tolist() == ["vis"] * 3  # VIS first within an identity
@@ -212,8 +210,8 @@ def test_training_curves_of_one_run_group_columns_in_words():
     assert axes[1].get_yscale() == "linear"  # the schedule ends at 0: no log axis, and no claim of one
     dev = axes[2]
     colors = {line.get_label(): mcolors.to_hex(line.get_color()) for line in dev.get_lines()}
-    assert colors["dev NIR rank-1"] == plots.MODALITY_COLORS["nir"].lower()
-    assert colors["dev VIS rank-1"] == plots.MODALITY_COLORS["vis"].lower()
+    assert colors["dev NIR rank-1"] == MODALITY_COLORS["nir"].lower()
+    assert colors["dev VIS rank-1"] == MODALITY_COLORS["vis"].lower()
     assert dev.get_ylim() == (0, 1.02)  # a share on its full axis
     assert any(line.get_linestyle() == "--" and line.get_ydata()[0] == 0.95 for line in dev.get_lines())
     assert all(ax.get_legend() is None for ax in fig.axes) and len(fig.legends) == 1  # one legend, outside the panels
@@ -239,7 +237,7 @@ def test_training_curves_of_many_runs_one_panel_per_metric_and_one_legend():
     assert entries == list(runs) + ["baseline (before adaptation)"]
     vis = axes[titles.index("dev VIS rank-1")]
     run_lines = [line for line in vis.get_lines() if line.get_linestyle() == "-"]
-    assert [mcolors.to_hex(line.get_color()) for line in run_lines] == [plots.RUN_COLORS[k].lower() for k in range(7)]
+    assert [mcolors.to_hex(line.get_color()) for line in run_lines] == [run_color(f"run {k}").lower() for k in range(7)]
     reference = [line for line in vis.get_lines() if line.get_linestyle() == "--"]
     assert len(reference) == 1 and reference[0].get_ydata()[0] == pytest.approx(base["val_vis_rank1"].iloc[0])
     assert vis.get_ylim() == (0, 1.02)
@@ -283,7 +281,7 @@ def test_metric_bars_from_results_and_table():
     assert [ax.get_title() for ax in fig.axes] == ["rank-1", "TAR at FAR = 1e-2"]
     assert not set(RAW_NAMES) & set(_texts(fig))
     bar_colors = {mcolors.to_hex(p.get_facecolor()) for p in fig.axes[0].patches if p.get_height() > 0}
-    assert bar_colors == {plots.RUN_COLORS[0].lower(), plots.RUN_COLORS[1].lower()}
+    assert bar_colors == {run_color("baseline").lower(), run_color("paper").lower()}
     assert np.array_equal(pixels(plots.plot_metric_bars(results)), pixels(plots.plot_metric_bars(table)))
     with pytest.raises(ValueError, match="not in the table"):
         plots.plot_metric_bars(table, "rank7")
@@ -293,7 +291,7 @@ def test_exact_knn_given_to_umap_matches_sklearn():
     from sklearn.neighbors import NearestNeighbors
 
     x = np.random.default_rng(3).normal(size=(60, 8))
-    idx, dist, _ = plots._exact_cosine_knn(x, 5)
+    idx, dist, _ = projection.exact_cosine_knn(x, 5)
     ref_dist, ref_idx = NearestNeighbors(n_neighbors=5, metric="cosine").fit(x).kneighbors(x)
     assert idx.tolist() == ref_idx.tolist()
     assert dist == pytest.approx(ref_dist, abs=1e-5)
@@ -315,7 +313,7 @@ def _strips(fig: Figure) -> dict[str, str]:
 
 
 def test_architecture_parts_cover_every_parameter_once(edgeface):
-    parts = plots.edgeface_architecture(edgeface)
+    parts = edgeface_architecture(edgeface)
     names = [n for part in parts for n in part.parameters]
     assert sorted(names) == sorted(n for n, _ in edgeface.named_parameters())  # each parameter in exactly one box
     numel = dict((n, p.numel()) for n, p in edgeface.named_parameters())
@@ -340,9 +338,10 @@ def test_architecture_highlights_exactly_what_a_policy_trains(edgeface, policy):
     from hfr_tutorial.tuning import apply_policy, policy_parameter_names
 
     before = {n: p.requires_grad for n, p in edgeface.named_parameters()}
-    fig = plots.plot_edgeface_architecture(edgeface, policy, part_labels=False)
+    fig = plots.plot_edgeface_architecture(edgeface, policy_parameter_names(edgeface, policy), part_labels=False,
+                                           label=policy)
     assert {n: p.requires_grad for n, p in edgeface.named_parameters()} == before  # drawing changes nothing
-    parts = {p.module: p for p in plots.edgeface_architecture(edgeface)}
+    parts = {p.module: p for p in edgeface_architecture(edgeface)}
     strips = _strips(fig)
     assert set(strips) == set(parts)
     highlighted = {gid for gid, color in strips.items() if color == mcolors.to_hex(plots.TRAINED_COLOR)}
@@ -358,6 +357,8 @@ def test_architecture_highlights_exactly_what_a_policy_trains(edgeface, policy):
 
 
 def test_architecture_labels_counts_and_draws_on_a_given_axis(edgeface):
+    from hfr_tutorial.tuning import policy_parameter_names
+
     fig = assert_deterministic(lambda: plots.plot_edgeface_architecture(edgeface))
     texts = [t.get_text() for t in fig.axes[0].texts]
     stem = sum(p.numel() for p in edgeface.model.stem.parameters())
@@ -366,10 +367,14 @@ def test_architecture_labels_counts_and_draws_on_a_given_axis(edgeface):
     assert set(_strips(fig).values()) == {mcolors.to_hex(plots.FROZEN_COLOR)}  # no policy: nothing highlighted
     grid, axes = plots.new_figure(1, 2, figsize=(12, 4))
     for ax, policy in zip(axes[0], ("layernorm", "paper")):
-        assert plots.plot_edgeface_architecture(edgeface, policy, ax=ax, part_labels=False) is grid
+        trained = policy_parameter_names(edgeface, policy)
+        assert plots.plot_edgeface_architecture(edgeface, trained, ax=ax, part_labels=False,
+                                                label=policy if policy == "paper" else None) is grid
     assert ["paper" in ax.get_title() for ax in axes[0]] == [False, True]
-    with pytest.raises(ValueError, match="Unknown tuning policy"):
-        plots.plot_edgeface_architecture(edgeface, "lay3rnorm")
+    with pytest.raises(TypeError, match=r"policy_parameter_names\(model, 'paper'\), label='paper'"):
+        plots.plot_edgeface_architecture(edgeface, "paper")  # a policy's name: the drawing knows no policies
+    with pytest.raises(ValueError, match="not parameters of this model"):
+        plots.plot_edgeface_architecture(edgeface, {"model.stem.0.weight", "model.nothing.here"})
 
 
 def test_architecture_of_a_low_rank_variant():
@@ -377,8 +382,9 @@ def test_architecture_of_a_low_rank_variant():
     from hfr_tutorial.tuning import policy_parameter_names
 
     model = create_edgeface("edgeface_xs_gamma_06")
-    fig = plots.plot_edgeface_architecture(model, "layernorm+stem+convs012", part_labels=False)
-    parts = {p.module: p for p in plots.edgeface_architecture(model)}
+    fig = plots.plot_edgeface_architecture(model, policy_parameter_names(model, "layernorm+stem+convs012"),
+                                           part_labels=False)
+    parts = {p.module: p for p in edgeface_architecture(model)}
     highlighted = {g for g, c in _strips(fig).items() if c == mcolors.to_hex(plots.TRAINED_COLOR)}
     assert {n for g in highlighted for n in parts[g].parameters} == policy_parameter_names(
         model, "layernorm+stem+convs012")
@@ -479,5 +485,5 @@ def test_data_efficiency_figure_has_a_line_and_band_per_model_and_panel():
     # a model absent from the record is absent from the figure
     fig2 = plots.plot_data_efficiency(_efficiency_record(("method",)))
     assert all(len(ax.lines) == 2 for ax in fig2.axes)
-    with pytest.raises(ValueError, match="summary table is empty"):
+    with pytest.raises(ValueError, match=r"plot_data_efficiency: record\['summary'\]\['table'\] is empty"):
         plots.plot_data_efficiency({"summary": {"table": []}})
