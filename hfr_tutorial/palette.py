@@ -104,10 +104,11 @@ def assign_run_color(name: str, color: str) -> None:
             modality = next(m for m, c in MODALITY_COLORS.items() if c.upper() == color)
             raise ValueError(f"assign_run_color({name!r}, {color}): that is the colour of the modality {modality!r}; "
                              f"choose a run colour away from the modality hues, e.g. one of {FALLBACK_RUN_COLORS[:4]}.")
-        owners = {c.upper(): n for n, c in {**FIXED_RUN_COLORS, **_assigned}.items()}
-        if color in owners:
-            raise ValueError(f"assign_run_color({name!r}, {color}): run {owners[color]!r} already has that colour; "
-                             "choose another so the two runs can be told apart.")
+        owners = [n for n, c in {**FIXED_RUN_COLORS, **_assigned}.items() if c.upper() == color]
+        if owners:
+            raise ValueError(f"assign_run_color({name!r}, {color}): {', '.join(map(repr, owners))} already "
+                             f"{'has' if len(owners) == 1 else 'have'} that colour; choose another so the runs can "
+                             "be told apart.")
         _assigned[name] = color
         for other, taken in list(_fallback.items()):  # an unregistered name holding that colour draws again
             if taken == color:

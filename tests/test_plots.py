@@ -1,7 +1,10 @@
 """Figures: each builds on small inputs, is deterministic, keeps the palette, and refuses empty input."""
 from __future__ import annotations
 
+import subprocess
 import sys
+from pathlib import Path
+from typing import Any
 
 import matplotlib
 
@@ -487,3 +490,134 @@ def test_data_efficiency_figure_has_a_line_and_band_per_model_and_panel():
     assert all(len(ax.lines) == 2 for ax in fig2.axes)
     with pytest.raises(ValueError, match=r"plot_data_efficiency: record\['summary'\]\['table'\] is empty"):
         plots.plot_data_efficiency({"summary": {"table": []}})
+
+
+# --------------------------------------------------------------------------------------------
+# DET ticks, robust map limits, empty input, layering
+# --------------------------------------------------------------------------------------------
+def _overlaps(fig: Figure, axis: Any) -> list[tuple[str, str]]:
+    """Pairs of neighbouring tick labels of ``axis`` whose boxes overlap once drawn."""
+    fig.canvas.draw()
+    renderer = fig.canvas.get_renderer()
+    labels = sorted((t for t in axis.get_ticklabels() if t.get_visible() and t.get_text()),
+                    key=lambda t: t.get_window_extent(renderer).x0 if axis.axis_name == "x"
+                    else t.get_window_extent(renderer).y0)
+    boxes = [t.get_window_extent(renderer) for t in labels]
+    return [(a.get_text(), b.get_text()) for (a, ba), (b, bb) in zip(zip(labels, boxes), zip(labels[1:], boxes[1:]))
+            if ba.overlaps(bb)]
+
+
+@pytest.mark.parametrize("figsize, at_least", [((9.0, 3.0), 3), ((6.4, 3.8), 1), ((14.0, 5.0), 5)])
+def test_det_tick_labels_never_overlap(figsize, at_least):
+    """Issue #28: notebook 06's DET x-ticks overlapped where the curves differ (wide range, narrow panel)."""
+    rng = np.random.default_rng(0)
+    same = np.r_[np.ones(300, bool), np.zeros(60_000, bool)]  # rates from 1/60000 to ~1 on the x axis
+    curves = {"nir->vis": (np.r_[rng.normal(0.6, 0.2, 300), rng.normal(0.0, 0.2, 60_000)], same),
+              "thermal->vis": (np.r_[rng.normal(0.2, 0.2, 300), rng.normal(0.0, 0.2, 60_000)], same)}
+    fig, axes = plots.new_figure(1, 3, figsize=figsize)
+    plots.plot_det(curves, ax=axes[0, 1])
+    ax = axes[0, 1]
+    for axis in (ax.xaxis, ax.yaxis):
+        assert _overlaps(fig, axis) == []
+        shown = [t.get_text() for t in axis.get_ticklabels() if t.get_text()]
+        assert len(shown) >= at_least, shown  # still a readable scale
+        assert "50 %" in shown
+    alone = plots.plot_det(curves)
+    for axis in (alone.axes[0].xaxis, alone.axes[0].yaxis):
+        assert _overlaps(alone, axis) == [] and len([t for t in axis.get_ticklabels() if t.get_text()]) >= 5
+
+
+def test_det_ticks_follow_the_axis_range():
+    locator = plots.NormalDeviateLocator("x", 9.0)
+    fig, axes = plots.new_figure(1, 1, figsize=(6, 3))
+    axes[0, 0].xaxis.set_major_locator(locator)
+    fig.canvas.draw()
+    narrow, wide = locator.tick_values(0.01, 0.5), locator.tick_values(1e-6, 0.999)
+    assert set(narrow) <= set(plots.DET_TICKS) and 0.01 in narrow and 0.5 in narrow and 0.05 in narrow
+    assert all(1e-6 <= t <= 0.999 for t in wide) and len(wide) < len([t for t in plots.DET_TICKS if t >= 1e-6])
+
+
+def test_robust_limits_keep_clusters_and_drop_a_far_outlier():
+    rng = np.random.default_rng(0)
+    clusters = np.r_[rng.normal(0, 1, 100), rng.normal(30, 1, 100)]  # two modality clusters far apart
+    low, high = plots.robust_limits(clusters)
+    assert low < clusters.min() and high > clusters.max()  # both clusters in view
+    with_outlier = np.r_[clusters, 5000.0]
+    low2, high2 = plots.robust_limits(with_outlier)
+    assert high2 < 200  # the outlier is beyond the axes ...
+    assert plots.robust_limits(with_outlier, fence=None)[1] > 5000  # ... unless asked for the whole range
+    assert plots.robust_limits([3.0, 3.0, 3.0]) == pytest.approx((2.85, 3.15))
+
+
+def test_a_map_with_one_outlier_counts_it_beyond_the_axes(data):
+    emb = data["after"].copy()
+    emb[0] = 1e3 * np.abs(emb[0])  # PCA puts it far from every other point
+    fig = plots.plot_umap(emb, data["ids"], data["mods"], method="pca")
+    ax = fig.axes[0]
+    assert any(t.get_text() == "1 outlying point beyond the axes" for t in ax.texts)
+    xy = projection.reduce_2d(emb, method="pca")
+    (x0, x1), (y0, y1) = ax.get_xlim(), ax.get_ylim()
+    inside = (xy[:, 0] >= x0) & (xy[:, 0] <= x1) & (xy[:, 1] >= y0) & (xy[:, 1] <= y1)
+    assert inside.sum() == len(xy) - 1 and not inside[0]
+    everything = plots.plot_umap(emb, data["ids"], data["mods"], method="pca", outlier_fence=None)
+    assert not everything.axes[0].texts
+
+
+def _empty_cases():
+    ids, mods = np.array([], int), np.array([], str)
+    return [
+        ("plot_roc", lambda: plots.plot_roc({}), "plot_roc: curves is empty"),
+        ("plot_roc run", lambda: plots.plot_roc({"run": {}}), r"plot_roc: curves\['run'\] is empty"),
+        ("plot_roc scores", lambda: plots.plot_roc({"nir->vis": ([], [])}), "plot_roc: curve 'nir->vis' is empty"),
+        ("plot_roc one-sided", lambda: plots.plot_roc({"nir->vis": ([0.1, 0.2], [True, True])}),
+         "plot_roc: curve 'nir->vis' has 2 genuine pairs of 2"),
+        ("plot_det", lambda: plots.plot_det({}), "plot_det: curves is empty"),
+        ("plot_cmc", lambda: plots.plot_cmc({}), "plot_cmc: curves is empty"),
+        ("plot_cmc array", lambda: plots.plot_cmc({"nir->vis": np.array([])}), "plot_cmc: curve 'nir->vis' is empty"),
+        ("histograms", lambda: plots.plot_score_histograms({}), "plot_score_histograms: curves is empty"),
+        ("histogram", lambda: plots.draw_score_histogram(None, [], []), "draw_score_histogram: curve 'scores' is empty"),
+        ("umap", lambda: plots.plot_umap({}, ids, mods), "plot_umap: embeddings is empty"),
+        ("umap rows", lambda: plots.plot_umap(np.zeros((0, 8)), ids, mods), "plot_umap: embeddings 'embeddings' is empty"),
+        ("similarity", lambda: plots.plot_similarity_matrix({}, ids, mods), "plot_similarity_matrix: embeddings is empty"),
+        ("curves", lambda: plots.plot_training_curves({}), "plot_training_curves: history is empty"),
+        ("curves rows", lambda: plots.plot_training_curves(pd.DataFrame()), "plot_training_curves: history is empty"),
+        ("curves run", lambda: plots.plot_training_curves({"a": []}), r"plot_training_curves: history\['a'\] is empty"),
+        ("budget", lambda: plots.plot_parameter_budget({}), "plot_parameter_budget: table is empty"),
+        ("grid", lambda: plots.plot_image_grid([]), "plot_image_grid: images is empty"),
+        ("grid array", lambda: plots.plot_image_grid(np.zeros((0, 8, 8, 3), np.uint8)), "plot_image_grid: images is empty"),
+        ("grid blanks", lambda: plots.plot_image_grid([[None, None]]), "plot_image_grid: images is empty"),
+        ("bars", lambda: plots.plot_metric_bars({}), "plot_metric_bars: table is empty"),
+        ("bars frame", lambda: plots.plot_metric_bars(pd.DataFrame()), "plot_metric_bars: table is empty"),
+        ("efficiency", lambda: plots.plot_data_efficiency({}), r"plot_data_efficiency: record\['summary'\]\['table'\] is empty"),
+    ]
+
+
+@pytest.mark.parametrize("case", _empty_cases(), ids=[c[0] for c in _empty_cases()])
+def test_empty_input_is_refused_naming_the_argument(case):
+    """Issue #27 item 11: the plot functions gave tracebacks on empty input."""
+    _, call, match = case
+    with pytest.raises(ValueError, match=match) as err:
+        call()
+    assert "pass " in str(err.value) or "needs both" in str(err.value)  # and says what is expected
+
+
+def test_metric_bars_refuse_runs_that_are_not_in_the_table():
+    table = ev.metrics_table({"baseline": {"vis->vis": {"rank1": 0.9}}})
+    with pytest.raises(ValueError, match=r"run\(s\) \['nope'\] are not in the table"):
+        plots.plot_metric_bars(table, runs=["nope"])
+    with pytest.raises(ValueError, match="plot_metric_bars: runs is empty"):
+        plots.plot_metric_bars(table, runs=[])
+
+
+def test_plots_import_no_tuning_nor_anything_above_it():
+    code = "import sys, hfr_tutorial.plots, hfr_tutorial.widgets; print(sorted(m for m in sys.modules if m.startswith('hfr_tutorial')))"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    loaded = {m.split(".")[1] for m in eval(out) if "." in m}
+    assert not loaded & {"tuning", "train", "losses", "artifacts", "pipeline", "experiment", "selection", "deploy"}, loaded
+
+
+def test_no_library_module_selects_a_matplotlib_backend():
+    root = Path(plots.__file__).resolve().parents[1]
+    offenders = [str(p.relative_to(root)) for p in root.rglob("*.py") if "matplotlib.use(" in p.read_text()]
+    # pipeline.py and experiment.py are being rewritten in the experiment refactor (issue #25)
+    assert set(offenders) <= {"pipeline.py", "experiment.py"}, offenders

@@ -138,12 +138,9 @@ DET_TICKS: tuple[float, ...] = (1e-6, 1e-5, 1e-4, 1e-3, 1e-2, 0.02, 0.05, 0.1, 0
                                 0.95, 0.98, 0.99, 0.999)
 """Error rates that may label a DET axis, shown in percent; :class:`NormalDeviateLocator` picks among them."""
 
-_DET_TICK_TIERS: tuple[tuple[float, ...], ...] = (
-    (1e-6, 1e-5, 1e-4, 1e-3, 1e-2, 0.1, 0.5, 0.9, 0.99, 0.999),
-    (0.05, 0.2, 0.8, 0.95),
-    (0.02, 0.3, 0.7, 0.98),
-)
-""":data:`DET_TICKS` by importance: decades and 50 % first, then the rates between them."""
+_DET_TICK_PRIORITY: tuple[float, ...] = (0.5, 0.1, 0.9, 1e-2, 0.99, 1e-3, 0.999, 1e-4, 1e-5, 1e-6, 0.2, 0.8, 0.05,
+                                         0.95, 0.02, 0.98, 0.3, 0.7)
+""":data:`DET_TICKS` by importance: 50 %, then the decades outwards from it, then the rates between them."""
 
 
 def _probit(p: Any) -> np.ndarray:
@@ -165,9 +162,9 @@ class NormalDeviateLocator(matplotlib.ticker.Locator):
     and how close in pixels depends on the axis range and the panel's size: a fixed list of ticks
     overlaps in a narrow panel and where the range is wide.  At each draw this locator measures the
     axis in pixels, estimates a label's width (x) or height (y) from the tick font size, and adds
-    the candidates of :data:`DET_TICKS` inside the view, the most important first (decades and
-    50 %, then 5, 20, 80, 95 %, then the rest), each only if it keeps one label's room (plus a gap)
-    from every tick already chosen.
+    the candidates of :data:`DET_TICKS` inside the view, the most important first (50 %, the decades
+    outwards from it, then 20, 80, 5, 95 % and the rest), each only if it keeps one label's room
+    (plus a gap) from every tick already chosen.
     """
 
     def __init__(self, which: str, fontsize: float) -> None:
@@ -188,27 +185,23 @@ class NormalDeviateLocator(matplotlib.ticker.Locator):
         return float(box.width if self.which == "x" else box.height) or 400.0
 
     def _room(self, label: str, dpi: float) -> float:
-        """Pixels one label needs along the axis, with a gap of about one character."""
-        points = (0.62 * len(label) + 1.0) * self.fontsize if self.which == "x" else 1.6 * self.fontsize
+        """Pixels one label needs along the axis, with a gap of about half a character."""
+        points = (0.62 * len(label) + 0.6) * self.fontsize if self.which == "x" else 1.6 * self.fontsize
         return points * dpi / 72.0
 
     def tick_values(self, vmin: float, vmax: float) -> list[float]:
         low, high = sorted((float(vmin), float(vmax)))
-        inside = [[t for t in tier if low <= t <= high] for tier in _DET_TICK_TIERS]
-        if not any(inside):
+        candidates = [t for t in _DET_TICK_PRIORITY if low <= t <= high]
+        if not candidates:
             return []
-        z_low, z_high = float(_probit(low)), float(_probit(high))
-        span = max(z_high - z_low, 1e-9)
+        span = max(float(_probit(high)) - float(_probit(low)), 1e-9)
         dpi = self.axis.axes.figure.dpi if getattr(self.axis, "axes", None) is not None else 100.0
         per_z = self._axis_pixels() / span
         chosen: list[float] = []
-        for tier in inside:
-            for tick in tier:
-                z = float(_probit(tick))
-                room = self._room(_percent(tick), dpi)
-                if all(abs(z - float(_probit(c))) * per_z >= (room + self._room(_percent(c), dpi)) / 2
-                       for c in chosen):
-                    chosen.append(tick)
+        for tick in candidates:
+            z, room = float(_probit(tick)), self._room(_percent(tick), dpi)
+            if all(abs(z - float(_probit(c))) * per_z >= (room + self._room(_percent(c), dpi)) / 2 for c in chosen):
+                chosen.append(tick)
         return sorted(chosen)
 
 
