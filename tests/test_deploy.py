@@ -352,3 +352,12 @@ def test_real_weights_export_at_112(assets, tmp_path):
                              reference, images, threshold=deploy.INT8_THRESHOLD, identities=ids3, modalities=mods)
     assert int8.passed, int8.summary()
     assert int8.cos_mean < 0.999  # int8 is not free on the real weights: the threshold is not vacuous
+
+
+def test_export_help_names_the_overwrite_and_size_rules(capsys):
+    with pytest.raises(SystemExit) as exc:
+        main(["export", "--help"])
+    assert exc.value.code == 0
+    text = capsys.readouterr().out
+    assert "--overwrite" in text and "112" in text and "integrity checksum" in text
+    assert "digest" not in text and "tamper" not in text and ":func:" not in text
