@@ -360,7 +360,7 @@ def main(argv: list[str] | None = None) -> int:
                          and p["n_identities"] == n_max and p["pairs_per_identity"] == k_max), None)
     import torch
 
-    record = {"preset": preset.name, "data": source, "seeds": args.seeds, "models": args.models,
+    record = {"preset": preset.name, "data": source, "seeds": args.seeds, "models": args.models, "run_names": RUN_OF,
               "identities": identities, "pairs": pairs, "pairs_at": pairs_at, "workers": workers,
               "baseline": baseline_r1, "baseline_name": baseline_name, "protocols": protocols,
               "adapt_steps": adapt_steps, "oracle_steps": oracle_steps if "oracle" in args.models else "-",

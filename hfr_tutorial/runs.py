@@ -81,7 +81,7 @@ RUNS: dict[str, RunSpec] = {}
 
 
 def register_run(spec: RunSpec, *, replace_existing: bool = False) -> RunSpec:
-    """Add a run to :data:`RUNS` (and give it its colour in every figure); returns it.
+    """Add a run to :data:`RUNS` (and give it its colour, when it names one, in every figure); returns it.
 
     Raises:
         ValueError: the name is taken (pass ``replace_existing=True`` to change a run), it does not
@@ -99,7 +99,8 @@ def register_run(spec: RunSpec, *, replace_existing: bool = False) -> RunSpec:
     if spec.ablation_of is not None and spec.ablation_of not in RUNS:
         raise ValueError(f"Run {spec.name!r} ablates {spec.ablation_of!r}, which is not registered; register it first.")
     RUNS[spec.name] = spec
-    assign_run_color(spec.name, spec.color)
+    if spec.color is not None:
+        assign_run_color(spec.name, spec.color)
     return spec
 
 

@@ -73,6 +73,8 @@ from typing import Callable, Iterable, Iterator
 import pandas as pd
 from torch import nn
 
+from .models.architecture import is_layernorm
+
 POLICIES: tuple[str, ...] = ("frozen", "layernorm", "layernorm+stem", "paper", "layernorm+stem+convs012",
                              "layernorm+stem+stages012", "full")
 """The named policies, in increasing order of trainable parameters on every EdgeFace variant."""
@@ -89,9 +91,6 @@ _LAYER_SCALES = {"gamma": "mlp", "gamma_xca": "xca"}
 _EARLY_STAGES = ("stages.0.", "stages.1.", "stages.2.")
 
 
-def is_layernorm(module: nn.Module) -> bool:
-    """True for ``nn.LayerNorm`` and its subclasses (timm's LayerNorm and LayerNorm2d)."""
-    return isinstance(module, nn.LayerNorm)
 
 
 def _module_param_names(model: nn.Module, accept: Callable[[str, nn.Module], bool]) -> set[str]:

@@ -25,7 +25,9 @@ from matplotlib.figure import Figure
 
 from hfr_tutorial import evaluate as ev
 from hfr_tutorial.config import static_widgets
-from hfr_tutorial import plots
+from hfr_tutorial.palette import modality_color
+from hfr_tutorial.plots import (GENUINE_COLOR, draw_score_histogram, embedding_panels, new_figure, plot_metric_bars,
+                                plot_roc, protocol_color, score_pairs, styled)
 
 
 
@@ -103,8 +105,9 @@ class IdentityExplorer(_Explorer):
         identity: Any = None,
     ) -> None:
         self.images = images
-        self.stages = {name: ev.l2_normalize(e) for name, e in plots._as_panels(embeddings, "model").items()}
-        self.identities, self.modalities = plots._check_panel_labels(self.stages, identities, modalities)
+        panels, self.identities, self.modalities = embedding_panels(embeddings, identities, modalities,
+                                                                    function="IdentityExplorer", default_title="model")
+        self.stages = {name: ev.l2_normalize(e) for name, e in panels.items()}
         if len(images) != self.identities.size:
             raise ValueError(f"{len(images)} images but {self.identities.size} labels; pass one image per embedding.")
         self.gallery_idx, _ = ev.identification_protocol(self.identities, self.modalities, gallery_modality, gallery_modality)
@@ -157,18 +160,18 @@ class IdentityExplorer(_Explorer):
         self._render()
         return self.rows
 
-    @plots.styled
+    @styled
     def static_figure(self) -> Figure:
         """Rows: the query images; per stage, its top-k gallery faces (green: right person)."""
         stages = list(self.stages)
         ncols = 1 + len(stages) * self.k
-        fig, axes = plots.new_figure(len(self.rows), ncols, figsize=(1.25 * ncols + 0.6, 1.45 * len(self.rows) + 0.4))
+        fig, axes = new_figure(len(self.rows), ncols, figsize=(1.25 * ncols + 0.6, 1.45 * len(self.rows) + 0.4))
         for r, row in enumerate(self.rows):
-            cells = [(row["query"], f"{row['modality']} query", plots.modality_color(row["modality"]))]
+            cells = [(row["query"], f"{row['modality']} query", modality_color(row["modality"]))]
             for stage in stages:
                 for i, m in enumerate(row["matches"][stage]):
                     head = f"{stage} (rank {row['rank'][stage]})\n" if i == 0 else "\n"
-                    cells.append((m.index, f"{head}id {m.identity}: {m.score:.2f}", "#2E8B57" if m.correct else "#C0392B"))
+                    cells.append((m.index, f"{head}id {m.identity}: {m.score:.2f}", GENUINE_COLOR if m.correct else "#C0392B"))
             for c, (index, title, color) in enumerate(cells):
                 ax = axes[r, c]
                 ax.imshow(np.asarray(self.images[index]))
@@ -201,7 +204,7 @@ class ThresholdExplorer(_Explorer):
     """
 
     def __init__(self, curves: Any, *, threshold: float | None = None, protocol: str | None = None) -> None:
-        items = plots._pair_items(curves)
+        items = score_pairs(curves, "ThresholdExplorer")
         self.curves = {(p or "scores"): (s.astype(float), m) for _, p, s, m in items}
         self.protocol = protocol or next(iter(self.curves))
         self.threshold = float("nan")
@@ -239,15 +242,15 @@ class ThresholdExplorer(_Explorer):
         return (f"{self.protocol}: threshold {self.threshold:.3f} -> FAR {100 * self.far:.2f} %, "
                 f"TAR {100 * self.tar:.1f} %, FRR {100 * self.frr:.1f} %")
 
-    @plots.styled
+    @styled
     def static_figure(self) -> Figure:
         """ROC with the operating point, and the score histograms with the threshold."""
         scores, same = self._current()
-        fig, axes = plots.new_figure(1, 2, figsize=(10.0, 3.6))
-        plots.plot_roc({self.protocol: (scores, same)}, ax=axes[0, 0], mark_far=None, title="operating point on the ROC")
+        fig, axes = new_figure(1, 2, figsize=(10.0, 3.6))
+        plot_roc({self.protocol: (scores, same)}, ax=axes[0, 0], mark_far=None, title="operating point on the ROC")
         far_min = axes[0, 0].get_xlim()[0]
         axes[0, 0].plot([max(self.far, far_min)], [self.tar], "o", ms=9, mfc="none", mec="k", mew=2)
-        plots.draw_score_histogram(axes[0, 1], scores, same, color=plots.protocol_color(self.protocol), threshold=self.threshold)
+        draw_score_histogram(axes[0, 1], scores, same, color=protocol_color(self.protocol), threshold=self.threshold)
         axes[0, 1].legend(loc="upper left")
         fig.suptitle(self.summary(), fontsize=10)
         return fig
@@ -302,7 +305,7 @@ class RunSelector(_Explorer):
 
     def static_figure(self) -> Figure:
         """Bars of every run on each protocol (the selected run named in the title)."""
-        fig = plots.plot_metric_bars(self.frame, self.metrics)
+        fig = plot_metric_bars(self.frame, self.metrics)
         fig.suptitle(f"selected run: {self.run}", fontsize=10)
         return fig
 

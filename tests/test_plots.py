@@ -1,7 +1,10 @@
-"""Figures: each builds on small inputs, is deterministic, and keeps the modality palette."""
+"""Figures: each builds on small inputs, is deterministic, keeps the palette, and refuses empty input."""
 from __future__ import annotations
 
+import subprocess
 import sys
+from pathlib import Path
+from typing import Any
 
 import matplotlib
 
@@ -15,7 +18,9 @@ import pytest  # noqa: E402
 from matplotlib.figure import Figure  # noqa: E402
 
 from hfr_tutorial import evaluate as ev  # noqa: E402
-from hfr_tutorial import plots  # noqa: E402
+from hfr_tutorial import plots, projection  # noqa: E402
+from hfr_tutorial.models import edgeface_architecture  # noqa: E402
+from hfr_tutorial.palette import MODALITY_COLORS, modality_color, run_color  # noqa: E402
 
 
 def pixels(fig: Figure) -> np.ndarray:
@@ -57,13 +62,9 @@ def no_pyplot_leak():
     assert set(plt.get_fignums()) == before, "plots must not register figures with pyplot"
 
 
-def test_modality_palette_is_one_mapping():
-    assert plots.modality_color("NIR") == plots.MODALITY_COLORS["nir"]
-    assert plots.protocol_color("thermal->vis") == plots.MODALITY_COLORS["thermal"]
-    assert len(set(plots.MODALITY_COLORS[m] for m in ("vis", "nir", "thermal"))) == 3
-    assert plots.modality_color("sketchy") == plots.modality_color("sketchy")  # stable for unknown names
-    # runs never take a modality's colour, so a bar or a curve of a run is not read as a sensor
-    assert not {c.lower() for c in plots.RUN_COLORS} & {c.lower() for c in plots.MODALITY_COLORS.values()}
+def test_protocols_take_their_probe_modality_colour():
+    assert plots.protocol_color("thermal->vis") == MODALITY_COLORS["thermal"]
+    assert plots.protocol_color("nir->vis") == modality_color("NIR")
 
 
 @pytest.mark.parametrize("name, words", [
@@ -96,7 +97,7 @@ def test_roc_is_deterministic_and_coloured_by_probe_modality(data):
     assert ax.get_xscale() == "log"
     lines = {line.get_label().split(" (")[0]: line for line in ax.get_lines()}
     nir = lines["after: nir->vis"]
-    assert mcolors.to_hex(nir.get_color()) == plots.MODALITY_COLORS["nir"].lower()
+    assert mcolors.to_hex(nir.get_color()) == MODALITY_COLORS["nir"].lower()
     assert lines["before: nir->vis"].get_linestyle() != nir.get_linestyle()  # runs differ by line style
 
 
@@ -133,7 +134,7 @@ def test_det_is_on_normal_deviate_axes(data):
     line = next(line for line in ax.get_lines() if line.get_label().startswith("before: thermal->vis"))
     keep = (far > 0) & (tar < 1)
     assert line.get_xdata() == pytest.approx(far[keep]) and line.get_ydata() == pytest.approx(1 - tar[keep])
-    assert mcolors.to_hex(line.get_color()) == plots.MODALITY_COLORS["thermal"].lower()
+    assert mcolors.to_hex(line.get_color()) == MODALITY_COLORS["thermal"].lower()
 
 
 def test_det_cmc_and_histograms(data):
@@ -160,14 +161,14 @@ def test_umap_side_by_side_deterministic_with_pair_lines(data):
     assert len(lines) == 1 and len(lines[0].get_segments()) == 4 * 6  # 4 identities x 6 non-VIS images
     point_colors = {mcolors.to_hex(c.get_facecolor()[0]) for c in left.collections
                     if isinstance(c, matplotlib.collections.PathCollection) and len(c.get_offsets())}
-    assert point_colors == {plots.MODALITY_COLORS[m].lower() for m in ("vis", "nir", "thermal")}
+    assert point_colors == {MODALITY_COLORS[m].lower() for m in ("vis", "nir", "thermal")}
 
 
 def test_umap_falls_back_to_pca_only_when_umap_cannot_be_imported(data, monkeypatch):
-    pca = plots.reduce_2d(data["after"], method="pca")
+    pca = projection.reduce_2d(data["after"], method="pca")
     monkeypatch.setitem(sys.modules, "umap", None)  # makes `import umap` raise ImportError
     with pytest.warns(UserWarning, match="PCA"):
-        xy = plots.reduce_2d(data["after"], method="umap")
+        xy = projection.reduce_2d(data["after"], method="umap")
     assert xy == pytest.approx(pca)
     fig = plots.plot_umap(data["after"], data["ids"], data["mods"], method="pca")
     assert fig.axes[0].get_xlabel() == "PCA 1"
@@ -177,11 +178,11 @@ def test_embedding_figures_check_labels(data):
     with pytest.raises(ValueError, match="one label of each per embedding"):
         plots.plot_umap(data["after"][:-1], data["ids"], data["mods"], method="pca")
     with pytest.raises(ValueError, match="at least 5"):
-        plots.reduce_2d(data["after"][:3])
+        projection.reduce_2d(data["after"][:3])
 
 
 def test_similarity_matrix_ordered_by_identity(data):
-    order = plots._ordered_images(data["ids"][::-1], data["mods"][::-1], max_identities=2)
+    order = plots.embeddings._ordered_images(data["ids"][::-1], data["mods"][::-1], max_identities=2)
     ids = data["ids"][::-1][order]
     assert (np.diff(ids) >= 0).all() and set(ids) == {0, 1}
     assert data["mods"][::-1][order][:3].tolist() == ["vis"] * 3  # VIS first within an identity
@@ -212,8 +213,8 @@ def test_training_curves_of_one_run_group_columns_in_words():
     assert axes[1].get_yscale() == "linear"  # the schedule ends at 0: no log axis, and no claim of one
     dev = axes[2]
     colors = {line.get_label(): mcolors.to_hex(line.get_color()) for line in dev.get_lines()}
-    assert colors["dev NIR rank-1"] == plots.MODALITY_COLORS["nir"].lower()
-    assert colors["dev VIS rank-1"] == plots.MODALITY_COLORS["vis"].lower()
+    assert colors["dev NIR rank-1"] == MODALITY_COLORS["nir"].lower()
+    assert colors["dev VIS rank-1"] == MODALITY_COLORS["vis"].lower()
     assert dev.get_ylim() == (0, 1.02)  # a share on its full axis
     assert any(line.get_linestyle() == "--" and line.get_ydata()[0] == 0.95 for line in dev.get_lines())
     assert all(ax.get_legend() is None for ax in fig.axes) and len(fig.legends) == 1  # one legend, outside the panels
@@ -239,7 +240,7 @@ def test_training_curves_of_many_runs_one_panel_per_metric_and_one_legend():
     assert entries == list(runs) + ["baseline (before adaptation)"]
     vis = axes[titles.index("dev VIS rank-1")]
     run_lines = [line for line in vis.get_lines() if line.get_linestyle() == "-"]
-    assert [mcolors.to_hex(line.get_color()) for line in run_lines] == [plots.RUN_COLORS[k].lower() for k in range(7)]
+    assert [mcolors.to_hex(line.get_color()) for line in run_lines] == [run_color(f"run {k}").lower() for k in range(7)]
     reference = [line for line in vis.get_lines() if line.get_linestyle() == "--"]
     assert len(reference) == 1 and reference[0].get_ydata()[0] == pytest.approx(base["val_vis_rank1"].iloc[0])
     assert vis.get_ylim() == (0, 1.02)
@@ -283,7 +284,7 @@ def test_metric_bars_from_results_and_table():
     assert [ax.get_title() for ax in fig.axes] == ["rank-1", "TAR at FAR = 1e-2"]
     assert not set(RAW_NAMES) & set(_texts(fig))
     bar_colors = {mcolors.to_hex(p.get_facecolor()) for p in fig.axes[0].patches if p.get_height() > 0}
-    assert bar_colors == {plots.RUN_COLORS[0].lower(), plots.RUN_COLORS[1].lower()}
+    assert bar_colors == {run_color("baseline").lower(), run_color("paper").lower()}
     assert np.array_equal(pixels(plots.plot_metric_bars(results)), pixels(plots.plot_metric_bars(table)))
     with pytest.raises(ValueError, match="not in the table"):
         plots.plot_metric_bars(table, "rank7")
@@ -293,7 +294,7 @@ def test_exact_knn_given_to_umap_matches_sklearn():
     from sklearn.neighbors import NearestNeighbors
 
     x = np.random.default_rng(3).normal(size=(60, 8))
-    idx, dist, _ = plots._exact_cosine_knn(x, 5)
+    idx, dist, _ = projection.exact_cosine_knn(x, 5)
     ref_dist, ref_idx = NearestNeighbors(n_neighbors=5, metric="cosine").fit(x).kneighbors(x)
     assert idx.tolist() == ref_idx.tolist()
     assert dist == pytest.approx(ref_dist, abs=1e-5)
@@ -315,7 +316,7 @@ def _strips(fig: Figure) -> dict[str, str]:
 
 
 def test_architecture_parts_cover_every_parameter_once(edgeface):
-    parts = plots.edgeface_architecture(edgeface)
+    parts = edgeface_architecture(edgeface)
     names = [n for part in parts for n in part.parameters]
     assert sorted(names) == sorted(n for n, _ in edgeface.named_parameters())  # each parameter in exactly one box
     numel = dict((n, p.numel()) for n, p in edgeface.named_parameters())
@@ -340,9 +341,10 @@ def test_architecture_highlights_exactly_what_a_policy_trains(edgeface, policy):
     from hfr_tutorial.tuning import apply_policy, policy_parameter_names
 
     before = {n: p.requires_grad for n, p in edgeface.named_parameters()}
-    fig = plots.plot_edgeface_architecture(edgeface, policy, part_labels=False)
+    fig = plots.plot_edgeface_architecture(edgeface, policy_parameter_names(edgeface, policy), part_labels=False,
+                                           label=policy)
     assert {n: p.requires_grad for n, p in edgeface.named_parameters()} == before  # drawing changes nothing
-    parts = {p.module: p for p in plots.edgeface_architecture(edgeface)}
+    parts = {p.module: p for p in edgeface_architecture(edgeface)}
     strips = _strips(fig)
     assert set(strips) == set(parts)
     highlighted = {gid for gid, color in strips.items() if color == mcolors.to_hex(plots.TRAINED_COLOR)}
@@ -358,6 +360,8 @@ def test_architecture_highlights_exactly_what_a_policy_trains(edgeface, policy):
 
 
 def test_architecture_labels_counts_and_draws_on_a_given_axis(edgeface):
+    from hfr_tutorial.tuning import policy_parameter_names
+
     fig = assert_deterministic(lambda: plots.plot_edgeface_architecture(edgeface))
     texts = [t.get_text() for t in fig.axes[0].texts]
     stem = sum(p.numel() for p in edgeface.model.stem.parameters())
@@ -366,10 +370,14 @@ def test_architecture_labels_counts_and_draws_on_a_given_axis(edgeface):
     assert set(_strips(fig).values()) == {mcolors.to_hex(plots.FROZEN_COLOR)}  # no policy: nothing highlighted
     grid, axes = plots.new_figure(1, 2, figsize=(12, 4))
     for ax, policy in zip(axes[0], ("layernorm", "paper")):
-        assert plots.plot_edgeface_architecture(edgeface, policy, ax=ax, part_labels=False) is grid
+        trained = policy_parameter_names(edgeface, policy)
+        assert plots.plot_edgeface_architecture(edgeface, trained, ax=ax, part_labels=False,
+                                                label=policy if policy == "paper" else None) is grid
     assert ["paper" in ax.get_title() for ax in axes[0]] == [False, True]
-    with pytest.raises(ValueError, match="Unknown tuning policy"):
-        plots.plot_edgeface_architecture(edgeface, "lay3rnorm")
+    with pytest.raises(TypeError, match=r"policy_parameter_names\(model, 'paper'\), label='paper'"):
+        plots.plot_edgeface_architecture(edgeface, "paper")  # a policy's name: the drawing knows no policies
+    with pytest.raises(ValueError, match="not parameters of this model"):
+        plots.plot_edgeface_architecture(edgeface, {"model.stem.0.weight", "model.nothing.here"})
 
 
 def test_architecture_of_a_low_rank_variant():
@@ -377,8 +385,9 @@ def test_architecture_of_a_low_rank_variant():
     from hfr_tutorial.tuning import policy_parameter_names
 
     model = create_edgeface("edgeface_xs_gamma_06")
-    fig = plots.plot_edgeface_architecture(model, "layernorm+stem+convs012", part_labels=False)
-    parts = {p.module: p for p in plots.edgeface_architecture(model)}
+    fig = plots.plot_edgeface_architecture(model, policy_parameter_names(model, "layernorm+stem+convs012"),
+                                           part_labels=False)
+    parts = {p.module: p for p in edgeface_architecture(model)}
     highlighted = {g for g, c in _strips(fig).items() if c == mcolors.to_hex(plots.TRAINED_COLOR)}
     assert {n for g in highlighted for n in parts[g].parameters} == policy_parameter_names(
         model, "layernorm+stem+convs012")
@@ -479,5 +488,135 @@ def test_data_efficiency_figure_has_a_line_and_band_per_model_and_panel():
     # a model absent from the record is absent from the figure
     fig2 = plots.plot_data_efficiency(_efficiency_record(("method",)))
     assert all(len(ax.lines) == 2 for ax in fig2.axes)
-    with pytest.raises(ValueError, match="summary table is empty"):
+    with pytest.raises(ValueError, match=r"plot_data_efficiency: record\['summary'\]\['table'\] is empty"):
         plots.plot_data_efficiency({"summary": {"table": []}})
+
+
+# --------------------------------------------------------------------------------------------
+# DET ticks, robust map limits, empty input, layering
+# --------------------------------------------------------------------------------------------
+def _overlaps(fig: Figure, axis: Any) -> list[tuple[str, str]]:
+    """Pairs of neighbouring tick labels of ``axis`` whose boxes overlap once drawn."""
+    fig.canvas.draw()
+    renderer = fig.canvas.get_renderer()
+    labels = sorted((t for t in axis.get_ticklabels() if t.get_visible() and t.get_text()),
+                    key=lambda t: t.get_window_extent(renderer).x0 if axis.axis_name == "x"
+                    else t.get_window_extent(renderer).y0)
+    boxes = [t.get_window_extent(renderer) for t in labels]
+    return [(a.get_text(), b.get_text()) for (a, ba), (b, bb) in zip(zip(labels, boxes), zip(labels[1:], boxes[1:]))
+            if ba.overlaps(bb)]
+
+
+@pytest.mark.parametrize("figsize, at_least", [((9.0, 3.0), 3), ((6.4, 3.8), 1), ((14.0, 5.0), 5)])
+def test_det_tick_labels_never_overlap(figsize, at_least):
+    """Issue #28: notebook 06's DET x-ticks overlapped where the curves differ (wide range, narrow panel)."""
+    rng = np.random.default_rng(0)
+    same = np.r_[np.ones(300, bool), np.zeros(60_000, bool)]  # rates from 1/60000 to ~1 on the x axis
+    curves = {"nir->vis": (np.r_[rng.normal(0.6, 0.2, 300), rng.normal(0.0, 0.2, 60_000)], same),
+              "thermal->vis": (np.r_[rng.normal(0.2, 0.2, 300), rng.normal(0.0, 0.2, 60_000)], same)}
+    fig, axes = plots.new_figure(1, 3, figsize=figsize)
+    plots.plot_det(curves, ax=axes[0, 1])
+    ax = axes[0, 1]
+    for axis in (ax.xaxis, ax.yaxis):
+        assert _overlaps(fig, axis) == []
+        shown = [t.get_text() for t in axis.get_ticklabels() if t.get_text()]
+        assert len(shown) >= at_least, shown  # still a readable scale
+        assert "50 %" in shown
+    alone = plots.plot_det(curves)
+    for axis in (alone.axes[0].xaxis, alone.axes[0].yaxis):
+        assert _overlaps(alone, axis) == [] and len([t for t in axis.get_ticklabels() if t.get_text()]) >= 5
+
+
+def test_det_ticks_follow_the_axis_range():
+    locator = plots.NormalDeviateLocator("x", 9.0)
+    fig, axes = plots.new_figure(1, 1, figsize=(6, 3))
+    axes[0, 0].xaxis.set_major_locator(locator)
+    fig.canvas.draw()
+    narrow, wide = locator.tick_values(0.01, 0.5), locator.tick_values(1e-6, 0.999)
+    assert set(narrow) <= set(plots.DET_TICKS) and 0.01 in narrow and 0.5 in narrow and 0.05 in narrow
+    assert all(1e-6 <= t <= 0.999 for t in wide) and len(wide) < len([t for t in plots.DET_TICKS if t >= 1e-6])
+
+
+def test_robust_limits_keep_clusters_and_drop_a_far_outlier():
+    rng = np.random.default_rng(0)
+    clusters = np.r_[rng.normal(0, 1, 100), rng.normal(30, 1, 100)]  # two modality clusters far apart
+    low, high = plots.robust_limits(clusters)
+    assert low < clusters.min() and high > clusters.max()  # both clusters in view
+    with_outlier = np.r_[clusters, 5000.0]
+    low2, high2 = plots.robust_limits(with_outlier)
+    assert high2 < 200  # the outlier is beyond the axes ...
+    assert plots.robust_limits(with_outlier, fence=None)[1] > 5000  # ... unless asked for the whole range
+    assert plots.robust_limits([3.0, 3.0, 3.0]) == pytest.approx((2.85, 3.15))
+
+
+def test_a_map_with_one_outlier_counts_it_beyond_the_axes(data):
+    emb = data["after"].copy()
+    emb[0] = 1e3 * np.abs(emb[0])  # PCA puts it far from every other point
+    fig = plots.plot_umap(emb, data["ids"], data["mods"], method="pca")
+    ax = fig.axes[0]
+    assert any(t.get_text() == "1 outlying point beyond the axes" for t in ax.texts)
+    xy = projection.reduce_2d(emb, method="pca")
+    (x0, x1), (y0, y1) = ax.get_xlim(), ax.get_ylim()
+    inside = (xy[:, 0] >= x0) & (xy[:, 0] <= x1) & (xy[:, 1] >= y0) & (xy[:, 1] <= y1)
+    assert inside.sum() == len(xy) - 1 and not inside[0]
+    everything = plots.plot_umap(emb, data["ids"], data["mods"], method="pca", outlier_fence=None)
+    assert not everything.axes[0].texts
+
+
+def _empty_cases():
+    ids, mods = np.array([], int), np.array([], str)
+    return [
+        ("plot_roc", lambda: plots.plot_roc({}), "plot_roc: curves is empty"),
+        ("plot_roc run", lambda: plots.plot_roc({"run": {}}), r"plot_roc: curves\['run'\] is empty"),
+        ("plot_roc scores", lambda: plots.plot_roc({"nir->vis": ([], [])}), "plot_roc: curve 'nir->vis' is empty"),
+        ("plot_roc one-sided", lambda: plots.plot_roc({"nir->vis": ([0.1, 0.2], [True, True])}),
+         "plot_roc: curve 'nir->vis' has 2 genuine pairs of 2"),
+        ("plot_det", lambda: plots.plot_det({}), "plot_det: curves is empty"),
+        ("plot_cmc", lambda: plots.plot_cmc({}), "plot_cmc: curves is empty"),
+        ("plot_cmc array", lambda: plots.plot_cmc({"nir->vis": np.array([])}), "plot_cmc: curve 'nir->vis' is empty"),
+        ("histograms", lambda: plots.plot_score_histograms({}), "plot_score_histograms: curves is empty"),
+        ("histogram", lambda: plots.draw_score_histogram(None, [], []), "draw_score_histogram: curve 'scores' is empty"),
+        ("umap", lambda: plots.plot_umap({}, ids, mods), "plot_umap: embeddings is empty"),
+        ("umap rows", lambda: plots.plot_umap(np.zeros((0, 8)), ids, mods), "plot_umap: embeddings 'embeddings' is empty"),
+        ("similarity", lambda: plots.plot_similarity_matrix({}, ids, mods), "plot_similarity_matrix: embeddings is empty"),
+        ("curves", lambda: plots.plot_training_curves({}), "plot_training_curves: history is empty"),
+        ("curves rows", lambda: plots.plot_training_curves(pd.DataFrame()), "plot_training_curves: history is empty"),
+        ("curves run", lambda: plots.plot_training_curves({"a": []}), r"plot_training_curves: history\['a'\] is empty"),
+        ("budget", lambda: plots.plot_parameter_budget({}), "plot_parameter_budget: table is empty"),
+        ("grid", lambda: plots.plot_image_grid([]), "plot_image_grid: images is empty"),
+        ("grid array", lambda: plots.plot_image_grid(np.zeros((0, 8, 8, 3), np.uint8)), "plot_image_grid: images is empty"),
+        ("grid blanks", lambda: plots.plot_image_grid([[None, None]]), "plot_image_grid: images is empty"),
+        ("bars", lambda: plots.plot_metric_bars({}), "plot_metric_bars: table is empty"),
+        ("bars frame", lambda: plots.plot_metric_bars(pd.DataFrame()), "plot_metric_bars: table is empty"),
+        ("efficiency", lambda: plots.plot_data_efficiency({}), r"plot_data_efficiency: record\['summary'\]\['table'\] is empty"),
+    ]
+
+
+@pytest.mark.parametrize("case", _empty_cases(), ids=[c[0] for c in _empty_cases()])
+def test_empty_input_is_refused_naming_the_argument(case):
+    """Issue #27 item 11: the plot functions gave tracebacks on empty input."""
+    _, call, match = case
+    with pytest.raises(ValueError, match=match) as err:
+        call()
+    assert "pass " in str(err.value) or "needs both" in str(err.value)  # and says what is expected
+
+
+def test_metric_bars_refuse_runs_that_are_not_in_the_table():
+    table = ev.metrics_table({"baseline": {"vis->vis": {"rank1": 0.9}}})
+    with pytest.raises(ValueError, match=r"run\(s\) \['nope'\] are not in the table"):
+        plots.plot_metric_bars(table, runs=["nope"])
+    with pytest.raises(ValueError, match="plot_metric_bars: runs is empty"):
+        plots.plot_metric_bars(table, runs=[])
+
+
+def test_plots_import_no_tuning_nor_anything_above_it():
+    code = "import sys, hfr_tutorial.plots, hfr_tutorial.widgets; print(sorted(m for m in sys.modules if m.startswith('hfr_tutorial')))"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    loaded = {m.split(".")[1] for m in eval(out) if "." in m}
+    assert not loaded & {"tuning", "train", "losses", "artifacts", "pipeline", "experiment", "selection", "deploy"}, loaded
+
+
+def test_no_library_module_selects_a_matplotlib_backend():
+    root = Path(plots.__file__).resolve().parents[1]
+    offenders = [str(p.relative_to(root)) for p in root.rglob("*.py") if "matplotlib.use(" in p.read_text()]
+    assert offenders == [], offenders

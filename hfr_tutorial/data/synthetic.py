@@ -1043,15 +1043,17 @@ def render_grid(n_identities: int = 6, n_per_modality: int = 2, size: int = 112,
 
 def save_grid(path: str | Path, n_identities: int = 6, n_per_modality: int = 2, size: int = 112, seed: int = 0,
               config: SyntheticConfig | None = None) -> Path:
-    """Save :func:`render_grid` with a title row naming the columns (matplotlib)."""
-    import matplotlib
+    """Save :func:`render_grid` with a title row naming the columns (matplotlib, on its own Agg canvas).
 
-    matplotlib.use("Agg", force=False)
-    import matplotlib.pyplot as plt
+    The figure is built without pyplot, so no backend is selected and nothing is left open.
+    """
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
 
     grid = render_grid(n_identities, n_per_modality, size, seed, config)
     h, w = grid.shape[:2]
-    fig = plt.figure(figsize=(w / 100, (h + 30) / 100), dpi=100)
+    fig = Figure(figsize=(w / 100, (h + 30) / 100), dpi=100)
+    FigureCanvasAgg(fig)
     ax = fig.add_axes((0, 0, 1, h / (h + 30)))
     ax.imshow(grid, interpolation="nearest")
     ax.axis("off")
@@ -1062,7 +1064,6 @@ def save_grid(path: str | Path, n_identities: int = 6, n_per_modality: int = 2, 
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(path, dpi=100)
-    plt.close(fig)
     return path
 
 

@@ -1,4 +1,6 @@
-"""EdgeFace variants (a small registry on timm's EdgeNeXt) and the margin heads used to train them."""
+"""EdgeFace variants (a small registry on timm's EdgeNeXt), their architecture read from the model, and the margin
+heads used to train them."""
+from .architecture import ArchitecturePart, architecture_row_titles, edgeface_architecture, is_layernorm
 from .edgeface import (
     EMBEDDING_DIM,
     INPUT_SIZE,
@@ -29,5 +31,6 @@ __all__ = [
     "count_parameters", "create_edgeface", "download_official_weights", "find_checkpoint", "get_variant",
     "images_to_tensor", "list_variants", "load_edgeface", "normalize", "read_checkpoint",
     "checkpoint_names", "checkpoint_search_path", "weights_hint", "SmallMapDepthwiseConv2d",
-    "use_small_map_depthwise",
+    "use_small_map_depthwise", "ArchitecturePart", "architecture_row_titles", "edgeface_architecture",
+    "is_layernorm",
 ]
