@@ -79,11 +79,12 @@ def _github_url(value: str) -> str:
 
 
 def badges_source(name: str, repo: str, ref: str, *, student: bool = False,
-                  images: dict[str, str] | None = None) -> str:
+                  images: dict[str, str] | None = None, student_link: str = "student/{name}") -> str:
     """The Markdown of the badges cell of notebook ``name`` (``00_data_and_modality_gap.ipynb``).
 
     A solved notebook links its student copy (``student/<name>``, relative: it works on GitHub, in
-    Jupyter and, as a download, in the book); a student copy opens itself in Colab and Binder.
+    Jupyter; the book passes ``student_link="path:student/{name}"``, MyST's form of a download); a
+    student copy opens itself in Colab and Binder.
     """
     images = {**REMOTE_BADGES, **(images or {})}
     path = f"notebooks/student/{name}" if student else f"notebooks/{name}"
@@ -94,7 +95,7 @@ def badges_source(name: str, repo: str, ref: str, *, student: bool = False,
              f"[![Open in Colab]({images['colab']})]({colab})",
              f"[![Launch Binder]({images['binder']})]({binder})"]
     if not student:
-        lines.append(f"[![Download the student copy]({images['student']})](student/{name})")
+        lines.append(f"[![Download the student copy]({images['student']})]({student_link.format(name=name)})")
     return "\n".join(lines)
 
 
@@ -117,11 +118,12 @@ if importlib.util.find_spec("hfr_tutorial") is None:
     importlib.invalidate_caches()'''
 
 
-def header_cells(name: str, repo: str, ref: str, *, student: bool = False,
-                 images: dict[str, str] | None = None) -> tuple[nbformat.NotebookNode, nbformat.NotebookNode]:
+def header_cells(name: str, repo: str, ref: str, *, student: bool = False, images: dict[str, str] | None = None,
+                 student_link: str = "student/{name}") -> tuple[nbformat.NotebookNode, nbformat.NotebookNode]:
     """The badges cell and the install cell of notebook ``name``, with stable cell ids."""
     stem = re.sub(r"\W", "-", Path(name).stem)[:40]
-    badges = nbformat.v4.new_markdown_cell(badges_source(name, repo, ref, student=student, images=images))
+    badges = nbformat.v4.new_markdown_cell(badges_source(name, repo, ref, student=student, images=images,
+                                                         student_link=student_link))
     badges["id"] = f"hfr-badges-{stem}"
     install = nbformat.v4.new_code_cell(install_source(repo, ref))
     install["id"] = f"hfr-install-{stem}"
@@ -146,13 +148,13 @@ def header_settings(nb: nbformat.NotebookNode) -> tuple[str, str] | None:
 
 
 def with_header(nb: nbformat.NotebookNode, name: str, repo: str, ref: str, *, student: bool = False,
-                images: dict[str, str] | None = None) -> nbformat.NotebookNode:
+                images: dict[str, str] | None = None, student_link: str = "student/{name}") -> nbformat.NotebookNode:
     """``nb`` with its header cells (re)written: badges first, the title cell, then the install cell."""
     cells = [c for c in nb.cells if not is_header(c)]
     if not cells or cells[0].cell_type != "markdown":
         raise ValueError(f"{name}: the first cell must be the title (Markdown) cell, found "
                          f"{cells[0].cell_type if cells else 'no cell'}; the header goes around it")
-    badges, install = header_cells(name, repo, ref, student=student, images=images)
+    badges, install = header_cells(name, repo, ref, student=student, images=images, student_link=student_link)
     nb.cells = [badges, cells[0], install, *cells[1:]]
     return nb
 

@@ -182,7 +182,9 @@ def record(*parts: str, title: bool = True) -> str | None:
     text = path.read_text().strip()
     if not title and text.startswith("# "):
         text = text.split("\n", 1)[1].strip()
-    return re.sub(r"^(#+) ", lambda h: "#" * min(len(h.group(1)) + 2, 6) + " ", text, flags=re.M)
+    text = re.sub(r"^(#+) ", lambda h: "#" * min(len(h.group(1)) + 2, 6) + " ", text, flags=re.M)
+    folder = "/".join(("..", "results", *parts[:-1]))  # images the record names beside itself, seen from docs/studies/
+    return re.sub(r"(!\[[^\]]*\]\()(?![a-z]+:|/|\.\./)([^)]+\))", rf"\g<1>{folder}/\g<2>", text)
 
 
 def efficiency_section() -> str | None:
@@ -190,14 +192,6 @@ def efficiency_section() -> str | None:
     if body and (RESULTS / "data_efficiency.png").is_file():
         body += ("\n\n![Eval rank-1 against the amount of paired data, three models, mean and spread over seeds]"
                  "(../results/data_efficiency.png)")
-    return body
-
-
-def identity_section() -> str | None:
-    body = record("identity_checks", "results.md", title=False)
-    if body and (RESULTS / "identity_checks" / "synthetic_grid.png").is_file():
-        body += ("\n\n![Synthetic faces: identities in rows, the three modalities side by side]"
-                 "(../results/identity_checks/synthetic_grid.png)")
     return body
 
 
@@ -216,7 +210,7 @@ def sections() -> dict[Path, dict[str, str | None]]:
                                         "speed_amd": record("speed", "amd_epyc_avx2", "bench.md")},
         STUDIES / "dev_selection.md": {"selection": record("dev_selection", "selection.md", title=False),
                                        "choices": record("dev_selection", "choices.md", title=False),
-                                       "identity": identity_section()},
+                                       "identity": record("identity_checks", "results.md", title=False)},
     }
 
 
