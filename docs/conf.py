@@ -66,5 +66,6 @@ html_theme_options = {
     "use_download_button": True,
     "home_page_in_toc": True,
 }
-html_last_updated_fmt = None
+html_favicon = "_static/favicon.svg"  # without it the browser asks for /favicon.ico (a 404 in the console)
+html_context = {"default_mode": "light"}  # the theme logs a console error when no mode is set
 mathjax_path = "mathjax/tex-svg.js"

@@ -98,10 +98,10 @@ def chapter_source(text: str, name: str, repo: str, ref: str) -> str:
     import nbformat
 
     nb = nbformat.reads(text, as_version=4)
-    nb = add_badges.with_header(nb, name, repo, ref, images=LOCAL_BADGES, student_link="path:student/{name}")
-    for cell in nb.cells:
-        if cell.cell_type == "markdown":
+    for cell in nb.cells:  # the notebook's own links first: the header's are the book's already
+        if cell.cell_type == "markdown" and not add_badges.is_header(cell):
             cell.source = rewrite_links(cell.source, repo, ref)
+    nb = add_badges.with_header(nb, name, repo, ref, images=LOCAL_BADGES, student_link="path:student/{name}")
     return nbformat.writes(nb)
 
 
