@@ -191,6 +191,7 @@ def test_landing_page_and_every_chapter_in_chromium(browser, site):
         assert not problems, f"{path}: {problems}"
         if shots and path in ("index.html", "chapters/03_contrastive_alignment.html"):
             Path(shots).mkdir(parents=True, exist_ok=True)
+            page.evaluate("window.scrollTo(0, 0)")
             page.screenshot(path=str(Path(shots) / (Path(path).stem + ".png")), full_page=False)
         page.close()
 
