@@ -147,7 +147,7 @@ def write_api(chapters: list[str]) -> None:
         doc = ast.get_docstring(ast.parse(path.read_text(encoding="utf-8"))) or ""
         summary = " ".join(doc.split("\n\n", 1)[0].split()) or "(no module docstring)"
         taught = taught_in(doc, chapters)
-        cells = ", ".join(t if t == "every notebook" else f":doc:`{t[:2]} <../chapters/{t}>`" for t in taught) or "-"
+        cells = ", ".join(t if t == "every notebook" else f":doc:`{t[:2]} <../chapters/{t}>`" for t in taught) or "(none named)"
         label = f"``{name}``" if name.endswith("__main__") else f":mod:`{name}`"  # autosummary skips __main__
         rows.append(f"   * - {label}\n     - {summary}\n     - {cells}")
         names.append(name)
