@@ -306,7 +306,7 @@ def apply_threshold(eval_scores: Any, eval_same: Any, threshold: float) -> dict[
 
 
 def decidability(genuine: Any, impostor: Any) -> float:
-    """Daugman's decidability d' = |mean_g - mean_i| / sqrt((var_g + var_i) / 2).
+    """Daugman's decidability ``d' = |mean_g - mean_i| / sqrt((var_g + var_i) / 2)``.
 
     How many pooled standard deviations separate the genuine and impostor score distributions:
     d' near 0 means the scores cannot tell the same person from another (the modality gap at

@@ -56,7 +56,8 @@ def test_notebook_skeleton_and_metadata(path):
     assert set(meta["accelerator"]) <= {"cpu", "gpu"} and meta["accelerator"]
     assert 0 < meta["runtime_fast_min"] <= 3, "a fast-preset notebook must run in at most 3 minutes on 2 cores"
     assert meta["runtime_full_min"] > 0 and isinstance(meta["datasets"], list)
-    first = nb.cells[0].source.lower()
+    # the title cell opens the notebook, after the badges of tools/add_badges.py where it carries them
+    first = next(c for c in nb.cells if not c.source.startswith("<!-- hfr-header:")).source.lower()
     for word in ("learning goals", "prerequisites", "run time"):
         assert word in first, f"{path.name}: the first cell must state {word!r}"
     tail = "\n".join(c.source.lower() for c in nb.cells[-3:] if c.cell_type == "markdown")
@@ -130,7 +131,8 @@ def test_progress_bars_are_text(name):
     """hfr_tutorial's progress bars use tqdm.auto, which draws widgets in a kernel; the setup cell swaps in
     the text bar before hfr_tutorial is imported (train.py binds tqdm when it is imported)."""
     nb = nbformat.read(ROOT / "notebooks" / f"{name}.ipynb", as_version=4)
-    setup = next(c for c in nb.cells if c.cell_type == "code").source
+    # the set-up cell: the first code cell after the install cell of tools/add_badges.py, where there is one
+    setup = next(c for c in nb.cells if c.cell_type == "code" and not c.source.startswith("# hfr-header:")).source
     assert TEXT_PROGRESS in setup, f"{name}: the setup cell must set {TEXT_PROGRESS}"
     assert setup.index(TEXT_PROGRESS) < setup.index("hfr_tutorial"), f"{name}: set it before importing hfr_tutorial"
 

@@ -4,7 +4,8 @@ The solved notebooks in ``notebooks/`` are the source.  In a student copy every 
 ``### BEGIN SOLUTION`` and ``### END SOLUTION`` (comment lines in a code cell) is replaced by a
 stub that raises ``NotImplementedError``, and all outputs and execution counts are cleared; the
 prose, the setup and the self-checks stay.  The markers live in the source, not in cell
-metadata, so editors cannot drop them.
+metadata, so editors cannot drop them.  A solved notebook's header cells (``tools/add_badges.py``)
+become the student copy's own: its badges open the student copy, at the same repository and ref.
 
     python tools/make_student.py            # write notebooks/student/
     python tools/make_student.py --check    # exit 1 if the committed copies are out of date
@@ -21,6 +22,7 @@ from pathlib import Path
 import nbformat
 
 ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(Path(__file__).resolve().parent))  # add_badges, beside this script
 SOURCE = ROOT / "notebooks"
 TARGET = SOURCE / "student"
 SOLUTION = re.compile(r"^([ \t]*)### BEGIN SOLUTION[^\n]*\n.*?^[ \t]*### END SOLUTION[^\n]*(\n|$)", re.M | re.S)
@@ -53,8 +55,14 @@ def student_notebook(nb: nbformat.NotebookNode) -> nbformat.NotebookNode:
 
 
 def render(path: Path) -> str:
+    import add_badges  # tools/, beside this script
+
     nb = nbformat.read(path, as_version=4)
-    text = nbformat.writes(student_notebook(nb))
+    student = student_notebook(nb)
+    settings = add_badges.header_settings(nb)
+    if settings:  # the solved notebook's header, retargeted at the student copy
+        student = add_badges.with_header(student, path.name, *settings, student=True)
+    text = nbformat.writes(student)
     return text if text.endswith("\n") else text + "\n"
 
 

@@ -1,24 +1,32 @@
-"""Write the README's generated sections from the committed results.
+"""Write the generated sections of the README and of the book's Studies pages from the committed records.
 
-* between ``<!-- results:start -->`` and ``<!-- results:end -->``: the fast preset's results table
-  and headline figures, from ``docs/results/fast/metrics.json`` (written by
-  ``hfr-tutorial run --preset fast --out docs/results/fast``);
-* between ``<!-- bench:start -->`` and ``<!-- bench:end -->``: ``docs/results/bench.md`` (written by
-  ``python benchmarks/bench_cost.py --out docs/results/bench``, copied there);
-* between ``<!-- deploy:start -->`` and ``<!-- deploy:end -->``: ``docs/results/deploy/bench.md``
-  (written by ``python benchmarks/bench_deploy.py``);
-* between ``<!-- speed:start -->`` and ``<!-- speed:end -->``: ``docs/results/speed/bench.md``
-  (written by ``python benchmarks/bench_speed.py``);
-* between ``<!-- cost112:start -->`` and ``<!-- cost112:end -->``: ``docs/results/cost112/bench.md``
-  (written by ``python benchmarks/bench_cost112.py``);
-* between ``<!-- efficiency:start -->`` and ``<!-- efficiency:end -->``: the table of
-  ``docs/results/data_efficiency/data_efficiency.md`` and its figure (written by
-  ``python benchmarks/data_efficiency.py``);
-* between ``<!-- seeds:start -->`` and ``<!-- seeds:end -->``: ``docs/results/seeds/seeds.md``
-  (written by ``python benchmarks/seeds.py``).
+Each generated section sits between ``<!-- TAG:start -->`` and ``<!-- TAG:end -->`` in one file; the
+prose around it is written by hand.  ``PAGES`` says which file holds which sections:
 
-    python tools/update_readme.py           # rewrite README.md
-    python tools/update_readme.py --check   # exit 1 if README.md is out of date (CI, via tests)
+* ``README.md``, ``notebooks``: the table of notebooks, each one's title and warm-cache run times from its
+  metadata (``metadata.hfr_tutorial.runtime_fast_min`` / ``runtime_full_min``);
+* ``README.md``, ``headline``: the headline table (baseline, the method, full fine-tuning, with
+  intervals) from ``docs/results/fast/metrics.json`` (``hfr-tutorial run --preset fast --out
+  docs/results/fast``);
+* ``docs/studies/main_job.md``, ``results``: every run of that record, the claims and the figures;
+* ``docs/studies/seeds.md``, ``seeds``: ``docs/results/seeds/seeds.md`` (``benchmarks/seeds.py``);
+* ``docs/studies/policy_study.md``, ``policy``: ``docs/results/policy_study/policy_study.md``
+  (``benchmarks/policy_study.py``);
+* ``docs/studies/data_efficiency.md``, ``efficiency``: ``docs/results/data_efficiency/data_efficiency.md``
+  and its figure (``benchmarks/data_efficiency.py``);
+* ``docs/studies/cost.md``, ``bench`` and ``cost112``: ``docs/results/bench.md``
+  (``benchmarks/bench_cost.py``) and ``docs/results/cost112/bench.md`` (``benchmarks/bench_cost112.py``);
+* ``docs/studies/deployment.md``, ``deploy``: ``docs/results/deploy/bench.md`` (``benchmarks/bench_deploy.py``);
+* ``docs/studies/training_speed.md``, ``speed`` and ``speed_amd``: ``docs/results/speed/bench.md`` and
+  ``docs/results/speed/amd_epyc_avx2/bench.md`` (``benchmarks/bench_speed.py``);
+* ``docs/studies/dev_selection.md``, ``selection``, ``choices`` and ``identity``: the dev choices
+  (``benchmarks/dev_selection.py``) and the identity checks (``benchmarks/identity_checks.py``).
+
+The fast record's schema is read in one place, ``read_metrics``: a change of ``metrics.json`` is
+absorbed there, and both tables read its result.
+
+    python tools/update_readme.py           # rewrite the README and the Studies pages
+    python tools/update_readme.py --check   # exit 1 if one is out of date (CI, through tests/test_readme.py)
 """
 from __future__ import annotations
 
@@ -26,104 +34,224 @@ import argparse
 import json
 import re
 import sys
+from dataclasses import dataclass
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))  # hfr_tutorial from this checkout
 README = ROOT / "README.md"
-METRICS = ROOT / "docs" / "results" / "fast" / "metrics.json"
-BENCH = ROOT / "docs" / "results" / "bench.md"
-DEPLOY = ROOT / "docs" / "results" / "deploy" / "bench.md"
-SPEED = ROOT / "docs" / "results" / "speed" / "bench.md"
-POLICY = ROOT / "docs" / "results" / "policy_study" / "policy_study.md"
-COST112 = ROOT / "docs" / "results" / "cost112" / "bench.md"
-SEEDS = ROOT / "docs" / "results" / "seeds" / "seeds.md"
-EFFICIENCY = ROOT / "docs" / "results" / "data_efficiency" / "data_efficiency.md"
+RESULTS = ROOT / "docs" / "results"
+STUDIES = ROOT / "docs" / "studies"
+METRICS = RESULTS / "fast" / "metrics.json"
+PROTOCOLS = ("vis->vis", "nir->vis", "thermal->vis")
+FIGURES = {  # the main job's figures (docs/results/fast/figures/), in the order the page shows them
+    "rank1_by_run.png": "Eval rank-1 of every run, per protocol, with its 95 % interval",
+    "roc.png": "ROC curves of the baseline and the method, per protocol",
+    "training_curves.png": "Training curves of the adaptation runs",
+    "parameter_budget.png": "Trainable parameters of each tuning policy",
+    "umap_before_after.png": "UMAP of the evaluation embeddings before and after adaptation",
+}
 
 
-def results_section(metrics: dict) -> str:
-    from hfr_tutorial.pipeline import CROSS, _cell, headline_lines
+@dataclass
+class Run:
+    """One row of the results tables: a model of the fast record, its size and its eval rank-1 cells."""
 
-    rows = [("RGB baseline", metrics["baseline"]), *metrics["runs"].items()]
+    name: str
+    trainable: int
+    total: int
+    lr: float | None
+    rank1: dict[str, str]  # protocol -> "0.789 [0.753, 0.823]"
+    train_seconds: float
+    train_threads: int | None
+    from_cache: bool
+
+    @property
+    def trainable_percent(self) -> float:
+        return 100 * self.trainable / self.total
+
+
+@dataclass
+class Metrics:
+    """What the tables need from ``metrics.json``, whatever its schema (see ``read_metrics``)."""
+
+    runs: list[Run]  # the baseline first
+    method: str
+    full: str | None
+    claims: list[str]  # one Markdown bullet per claim, every figure with its interval
+    oracle_note: str | None
+    wall_seconds: float
+    platform: str
+    torch: str
+
+
+def read_metrics(path: Path = METRICS) -> Metrics:
+    """The fast record, read once: the only function that knows the layout of ``metrics.json``."""
+    from hfr_tutorial.pipeline import _cell, headline_lines
+
+    metrics = json.loads(path.read_text())
     s = metrics["summary"]
-    lines = ["Evaluated once, for this report, on identities never used in training or in any choice (gallery: one "
-             "VIS image per identity; probes: the other images of each modality). Each cell is rank-1 with its "
-             "95 % bootstrap interval over identities; every learning rate was chosen on the dev identities "
-             "(`docs/results/dev_selection/selection.md`).", "",
-             "| run | trainable parameters | lr | VIS→VIS | NIR→VIS | thermal→VIS | train time (threads) |",
-             "|---|---:|---:|---:|---:|---:|---:|"]
-    for name, r in rows:
-        pct = 100 * r["trainable_params"] / r["total_params"]
-        label = f"**{name}** (the method)" if name == s.get("method") else name
-        lr = r.get("lr")
-        lines.append(f"| {label} | {r['trainable_params']:,} ({pct:.2f} %) | {f'{lr:g}' if lr else '-'} | "
-                     + " | ".join(_cell(r, p, "rank1") for p in ("vis->vis", *CROSS))
-                     + f" | {r['train_seconds']:.0f} s" + (f" ({r['train_threads']})" if r.get("train_threads") else "")
-                     + " |")
-    lines += ["", *headline_lines(metrics)]
-    oracle = s.get("joint/oracle")
-    if oracle:
+    runs = []
+    for name, r in [("RGB baseline", metrics["baseline"]), *metrics["runs"].items()]:
+        runs.append(Run(name=name, trainable=r["trainable_params"], total=r["total_params"], lr=r.get("lr"),
+                        rank1={p: _cell(r, p, "rank1") for p in PROTOCOLS}, train_seconds=r["train_seconds"],
+                        train_threads=r.get("train_threads"), from_cache=bool(r.get("from_cache"))))
+    oracle_note = None
+    if s.get("joint/oracle"):
         train = metrics["config"]["train"]
         n_mod = len(metrics["config"]["data"]["modalities"])
         budget = train["oracle_epochs"] * n_mod / train["baseline_epochs"]
-        lines.append(f"- The joint oracle trains from scratch on all {n_mod} modalities for {train['oracle_epochs']} "
-                     f"epochs ({budget:.2f}x the baseline's optimisation steps, by rule), "
-                     f"{'with' if train['oracle_augment'] else 'without'} augmentation (chosen on dev: "
-                     "`docs/results/dev_selection/choices.md`); the identity "
-                     "checks of the synthetic data are in `docs/results/identity_checks/results.md` "
-                     "(`benchmarks/identity_checks.py`).")
-    models = [metrics["baseline"], *metrics["runs"].values()]
-    trained = sum(1 for r in models if not r.get("from_cache"))
-    lines += ["", f"This run took {metrics['wall_seconds']:.0f} s and trained {trained} of its {len(models)} models "
-              "(the others came from the cache, trained by earlier commands of this session; the train times are "
-              "each model's own, on 2 CPU cores, with the threads where recorded: 1 when two models trained side by side) "
-              f"(`{metrics['environment']['platform']}`, torch {metrics['environment']['torch']}); full report: "
-              "`docs/results/fast/report.md`.", "",
-              "![UMAP of the evaluation embeddings before and after adaptation](docs/results/fast/figures/umap_before_after.png)"]
+        oracle_note = (f"The joint oracle trains from scratch on all {n_mod} modalities for {train['oracle_epochs']} "
+                       f"epochs ({budget:.2f}x the baseline's optimisation steps, by rule), "
+                       f"{'with' if train['oracle_augment'] else 'without'} augmentation (chosen on dev: "
+                       "[dev selection](dev_selection.md)); the identity checks of the synthetic data are on the "
+                       "same page.")
+    return Metrics(runs=runs, method=s["method"], full=s.get("full"), claims=headline_lines(metrics),
+                   oracle_note=oracle_note, wall_seconds=metrics["wall_seconds"],
+                   platform=metrics["environment"]["platform"], torch=metrics["environment"]["torch"])
+
+
+def _label(run: Run, m: Metrics) -> str:
+    return f"**{run.name}** (the method)" if run.name == m.method else run.name
+
+
+def headline_section(m: Metrics) -> str:
+    """The README's one results table: the baseline, the method and full fine-tuning, with intervals."""
+    keep = {"RGB baseline", m.method, m.full}
+    lines = ["| run | trained | VIS→VIS | NIR→VIS | thermal→VIS |", "|---|---:|---:|---:|---:|"]
+    for run in m.runs:
+        if run.name in keep:
+            lines.append(f"| {_label(run, m)} | {run.trainable_percent:.2f} % | "
+                         + " | ".join(run.rank1[p] for p in PROTOCOLS) + " |")
     return "\n".join(lines)
 
 
-def render(text: str) -> str:
-    def put(text: str, tag: str, body: str) -> str:
-        pattern = re.compile(rf"(<!-- {tag}:start -->\n).*?(\n<!-- {tag}:end -->)", re.S)
-        if not pattern.search(text):
-            raise SystemExit(f"README.md lacks the <!-- {tag}:start --> / <!-- {tag}:end --> markers")
-        return pattern.sub(lambda m: m.group(1) + body + m.group(2), text)
+def results_section(m: Metrics) -> str:
+    """The main job's page: every run, every claim, the figures (paths relative to docs/studies/)."""
+    lines = ["Evaluated once, for this report, on identities never used in training or in any choice (gallery: one "
+             "VIS image per identity; probes: the other images of each modality). Each cell is rank-1 with its "
+             "95 % bootstrap interval over identities; every learning rate was chosen on the dev identities "
+             "([dev selection](dev_selection.md)).", "",
+             "| run | trainable parameters | lr | VIS→VIS | NIR→VIS | thermal→VIS | train time (threads) |",
+             "|---|---:|---:|---:|---:|---:|---:|"]
+    for run in m.runs:
+        lines.append(f"| {_label(run, m)} | {run.trainable:,} ({run.trainable_percent:.2f} %) | "
+                     f"{f'{run.lr:g}' if run.lr else '-'} | " + " | ".join(run.rank1[p] for p in PROTOCOLS)
+                     + f" | {run.train_seconds:.0f} s" + (f" ({run.train_threads})" if run.train_threads else "")
+                     + " |")
+    lines += ["", *m.claims]
+    if m.oracle_note:
+        lines.append(f"- {m.oracle_note}")
+    trained = sum(1 for r in m.runs if not r.from_cache)
+    lines += ["", f"This run took {m.wall_seconds:.0f} s and trained {trained} of its {len(m.runs)} models "
+              "(the others came from the cache, trained by earlier commands of this session; the train times are "
+              "each model's own, on 2 CPU cores, with the threads where recorded: 1 when two models trained side by side) "
+              f"(`{m.platform}`, torch {m.torch}); full report: `docs/results/fast/report.md`."]
+    for name, alt in FIGURES.items():
+        if (RESULTS / "fast" / "figures" / name).is_file():
+            lines += ["", f"![{alt}](../results/fast/figures/{name})"]
+    return "\n".join(lines)
 
-    if METRICS.is_file():
-        text = put(text, "results", results_section(json.loads(METRICS.read_text())))
-    if BENCH.is_file():
-        text = put(text, "bench", BENCH.read_text().strip())
-    if DEPLOY.is_file():
-        text = put(text, "deploy", DEPLOY.read_text().strip())
-    if SPEED.is_file():
-        text = put(text, "speed", SPEED.read_text().strip())
-    if POLICY.is_file():  # without its title line: the README gives the section its own heading
-        text = put(text, "policy", POLICY.read_text().strip().split("\n", 1)[1].strip())
-    if COST112.is_file():
-        text = put(text, "cost112", COST112.read_text().strip())
-    if EFFICIENCY.is_file():  # without its title line, with the figure it draws
-        body = EFFICIENCY.read_text().strip().split("\n", 1)[1].strip()
-        text = put(text, "efficiency", body + "\n\n![Eval rank-1 against the amount of paired data, three models, "
-                   "mean and spread over seeds](docs/results/data_efficiency.png)")
-    if SEEDS.is_file():
-        text = put(text, "seeds", SEEDS.read_text().strip().split("\n", 1)[1].strip())
-    return text
+
+def notebooks_section() -> str:
+    """The README's table of notebooks: title (from the title cell) and run times (from the metadata)."""
+    import nbformat
+
+    sys.path.insert(0, str(ROOT / "tools"))
+    try:
+        from add_badges import is_header
+    finally:
+        sys.path.pop(0)
+    lines = ["| notebook | what it teaches | fast preset, warm cache | full preset |", "|---|---|---:|---:|"]
+    for path in sorted((ROOT / "notebooks").glob("[0-9][0-9]_*.ipynb")):
+        nb = nbformat.read(path, as_version=4)
+        title_cell = next(c for c in nb.cells if c.cell_type == "markdown" and not is_header(c))
+        title = title_cell.source.lstrip("# ").split("\n", 1)[0]
+        title = title.split("·", 1)[1].strip() if "·" in title else title
+        meta = nb.metadata["hfr_tutorial"]
+        lines.append(f"| [`{path.stem}`](notebooks/{path.name}) | {title} | ~{meta['runtime_fast_min']} min | "
+                     f"~{meta['runtime_full_min']} min |")
+    return "\n".join(lines)
+
+
+def record(*parts: str, title: bool = True) -> str | None:
+    """A benchmark's Markdown record under docs/results/, its title line dropped (the page has its own), or None."""
+    path = RESULTS.joinpath(*parts)
+    if not path.is_file():
+        return None
+    text = path.read_text().strip()
+    if not title and text.startswith("# "):
+        text = text.split("\n", 1)[1].strip()
+    text = re.sub(r"^(#+) ", lambda h: "#" * min(len(h.group(1)) + 2, 6) + " ", text, flags=re.M)
+    folder = "/".join(("..", "results", *parts[:-1]))  # images the record names beside itself, seen from docs/studies/
+    return re.sub(r"(!\[[^\]]*\]\()(?![a-z]+:|/|\.\./)([^)]+\))", rf"\g<1>{folder}/\g<2>", text)
+
+
+def efficiency_section() -> str | None:
+    body = record("data_efficiency", "data_efficiency.md", title=False)
+    if body and (RESULTS / "data_efficiency.png").is_file():
+        body += ("\n\n![Eval rank-1 against the amount of paired data, three models, mean and spread over seeds]"
+                 "(../results/data_efficiency.png)")
+    return body
+
+
+def sections() -> dict[Path, dict[str, str | None]]:
+    """Every generated section, by file and tag (None: its record is absent, the section is left as it is)."""
+    m = read_metrics() if METRICS.is_file() else None
+    return {
+        README: {"notebooks": notebooks_section(), "headline": headline_section(m) if m else None},
+        STUDIES / "main_job.md": {"results": results_section(m) if m else None},
+        STUDIES / "seeds.md": {"seeds": record("seeds", "seeds.md", title=False)},
+        STUDIES / "policy_study.md": {"policy": record("policy_study", "policy_study.md", title=False)},
+        STUDIES / "data_efficiency.md": {"efficiency": efficiency_section()},
+        STUDIES / "cost.md": {"bench": record("bench.md"), "cost112": record("cost112", "bench.md")},
+        STUDIES / "deployment.md": {"deploy": record("deploy", "bench.md")},
+        STUDIES / "training_speed.md": {"speed": record("speed", "bench.md"),
+                                        "speed_amd": record("speed", "amd_epyc_avx2", "bench.md")},
+        STUDIES / "dev_selection.md": {"selection": record("dev_selection", "selection.md", title=False),
+                                       "choices": record("dev_selection", "choices.md", title=False),
+                                       "identity": record("identity_checks", "results.md", title=False)},
+    }
+
+
+def put(text: str, tag: str, body: str, path: Path) -> str:
+    pattern = re.compile(rf"(<!-- {tag}:start -->)\n.*?(<!-- {tag}:end -->)", re.S)
+    if not pattern.search(text):
+        raise SystemExit(f"{path.relative_to(ROOT)} lacks the <!-- {tag}:start --> / <!-- {tag}:end --> markers: "
+                         f"add them where the section belongs")
+    return pattern.sub(lambda mt: f"{mt.group(1)}\n{body}\n{mt.group(2)}", text)
+
+
+def render_all() -> dict[Path, tuple[str, str]]:
+    """Each file's (current text, text with its generated sections written)."""
+    out = {}
+    for path, bodies in sections().items():
+        if not path.is_file():
+            raise SystemExit(f"{path.relative_to(ROOT)} is missing: it holds the hand-written prose around the "
+                             f"sections {sorted(bodies)}; restore it from git")
+        current = new = path.read_text()
+        for tag, body in bodies.items():
+            if body is not None:
+                new = put(new, tag, body, path)
+        out[path] = (current, new)
+    return out
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--check", action="store_true")
     args = parser.parse_args(argv)
-    current = README.read_text()
-    new = render(current)
+    rendered = render_all()
+    stale = [path for path, (current, new) in rendered.items() if current != new]
     if args.check:
-        if new != current:
-            print("README.md is out of date: run python tools/update_readme.py", file=sys.stderr)
+        if stale:
+            print("Out of date: " + ", ".join(str(p.relative_to(ROOT)) for p in stale)
+                  + "\nRun: python tools/update_readme.py", file=sys.stderr)
             return 1
         return 0
-    README.write_text(new)
-    print("README.md updated")
+    for path in stale:
+        path.write_text(rendered[path][1])
+    print(f"updated {len(stale)} of {len(rendered)} files" + "".join(f"\n  {p.relative_to(ROOT)}" for p in stale))
     return 0
 
 
