@@ -86,29 +86,41 @@ class Metrics:
 
 
 def read_metrics(path: Path = METRICS) -> Metrics:
-    """The fast record, read once: the only function that knows the layout of ``metrics.json``."""
-    from hfr_tutorial.pipeline import _cell, headline_lines
+    """The fast record, read once: the only function that knows the layout of ``metrics.json`` (schema 2,
+    written by ``hfr_tutorial.experiment.run``)."""
+    from hfr_tutorial.experiment.report import cell
+    from hfr_tutorial.experiment.summary import headline_lines
 
     metrics = json.loads(path.read_text())
-    s = metrics["summary"]
+    if metrics.get("schema") != 2:
+        raise SystemExit(f"{path}: a metrics.json of schema {metrics.get('schema', 1)}; regenerate it with "
+                         "`hfr-tutorial run --preset fast` (schema 2).")
+    fold = next(iter(metrics["folds"].values()))
+    models = {n: r for n, r in fold["models"].items() if r.get("status", "ok") == "ok"}
+    start = fold["claims"]["start"]
     runs = []
-    for name, r in [("RGB baseline", metrics["baseline"]), *metrics["runs"].items()]:
-        runs.append(Run(name=name, trainable=r["trainable_params"], total=r["total_params"], lr=r.get("lr"),
-                        rank1={p: _cell(r, p, "rank1") for p in PROTOCOLS}, train_seconds=r["train_seconds"],
-                        train_threads=r.get("train_threads"), from_cache=bool(r.get("from_cache"))))
+    for name, r in models.items():
+        runs.append(Run(name="RGB baseline" if name == start else name, trainable=r["trainable_params"],
+                        total=r["total_params"], lr=r.get("lr"), rank1={p: cell(r, p, "rank1") for p in PROTOCOLS},
+                        train_seconds=r["train_seconds"], train_threads=r.get("train_threads"),
+                        from_cache=bool(r.get("from_cache"))))
+    role = {r.get("role"): n for n, r in models.items()}
     oracle_note = None
-    if s.get("joint/oracle"):
-        train = metrics["config"]["train"]
-        n_mod = len(metrics["config"]["data"]["modalities"])
+    if "oracle" in role:
+        config = metrics["experiment"]["config"]
+        train = config["train"]
+        n_mod = len(config["data"]["modalities"])
         budget = train["oracle_epochs"] * n_mod / train["baseline_epochs"]
         oracle_note = (f"The joint oracle trains from scratch on all {n_mod} modalities for {train['oracle_epochs']} "
                        f"epochs ({budget:.2f}x the baseline's optimisation steps, by rule), "
                        f"{'with' if train['oracle_augment'] else 'without'} augmentation (chosen on dev: "
                        "[dev selection](dev_selection.md)); the identity checks of the synthetic data are on the "
                        "same page.")
-    return Metrics(runs=runs, method=s["method"], full=s.get("full"), claims=headline_lines(metrics),
-                   oracle_note=oracle_note, wall_seconds=metrics["wall_seconds"],
-                   platform=metrics["environment"]["platform"], torch=metrics["environment"]["torch"])
+    trainable = {n: 100 * r["trainable_params"] / r["total_params"] for n, r in models.items() if n != start}
+    return Metrics(runs=runs, method=role["method"], full=role.get("full"),
+                   claims=headline_lines(fold["claims"], trainable), oracle_note=oracle_note,
+                   wall_seconds=metrics["wall_seconds"], platform=metrics["environment"]["platform"],
+                   torch=metrics["environment"]["torch"])
 
 
 def _label(run: Run, m: Metrics) -> str:
