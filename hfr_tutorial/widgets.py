@@ -112,7 +112,7 @@ class IdentityExplorer(_Explorer):
             raise ValueError(f"{len(images)} images but {self.identities.size} labels; pass one image per embedding.")
         self.gallery_idx, _ = ev.identification_protocol(self.identities, self.modalities, gallery_modality, gallery_modality)
         self.gallery_modality = gallery_modality
-        self.modality_order = ev._ordered_modalities(self.modalities, gallery_modality)
+        self.modality_order = ev.ordered_modalities(self.modalities, gallery_modality)
         enrolled = self.identities[self.gallery_idx]
         queries = np.isin(self.identities, enrolled)
         queries[self.gallery_idx] = False

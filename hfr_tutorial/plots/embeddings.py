@@ -138,7 +138,7 @@ def plot_umap(
     rng = np.random.default_rng(random_state)
     others = np.setdiff1d(np.unique(identities), marked)
     lined = np.concatenate([marked, rng.permutation(others)])[: max(0, n_pair_lines)]
-    order = list(ev._ordered_modalities(modalities, "vis"))
+    order = list(ev.ordered_modalities(modalities, "vis"))
     fig, axes = new_figure(1, len(panels), figsize=(4.6 * len(panels), 4.4))
     for ax, (title, emb) in zip(axes[0], panels.items()):
         xy = reduce_2d(emb, method=method, random_state=random_state, n_neighbors=n_neighbors,
@@ -170,7 +170,7 @@ def plot_umap(
 
 def _ordered_images(identities: np.ndarray, modalities: np.ndarray, max_identities: int) -> np.ndarray:
     keep_ids = np.unique(identities)[:max_identities]
-    order = {m: i for i, m in enumerate(ev._ordered_modalities(modalities, "vis"))}
+    order = {m: i for i, m in enumerate(ev.ordered_modalities(modalities, "vis"))}
     idx = np.flatnonzero(np.isin(identities, keep_ids))
     mod_rank = np.array([order[m] for m in modalities[idx]])
     return idx[np.lexsort((idx, mod_rank, identities[idx]))]
@@ -212,6 +212,6 @@ def plot_similarity_matrix(
         left.set_axis_off()
         ax.set(xticks=[], yticks=[], title=f"{title} ({len(np.unique(identities[idx]))} identities)")
     fig.colorbar(image, ax=axes[0].tolist(), shrink=0.8, label="cosine similarity")
-    mods = ev._ordered_modalities(modalities[idx], "vis")
+    mods = ev.ordered_modalities(modalities[idx], "vis")
     fig.legend(handles=[Patch(color=modality_color(m), label=m) for m in mods], loc="outside lower center", ncols=len(mods))
     return fig
