@@ -50,7 +50,7 @@ def _cmd_run(args: argparse.Namespace) -> int:
     out = args.out if args.out is not None else Path("runs") / (
         ("real-" if args.data is not None or args.model not in (None, "baseline") else "") + experiment.preset.name)
     run(experiment, out, device=args.device, workers=args.build_workers, num_workers=args.num_workers,
-        progress=not args.quiet, overwrite=args.overwrite)
+        progress=not args.quiet, checkpoints=not args.no_checkpoints, overwrite=args.overwrite)
     return 0
 
 
@@ -288,6 +288,8 @@ def build_parser() -> argparse.ArgumentParser:
                      help="bfloat16 autocast for the student's forward pass (CUDA only; refused on a CPU)")
     run.add_argument("--overwrite", action="store_true",
                      help="replace the result of another experiment in --out (refused without it)")
+    run.add_argument("--no-checkpoints", action="store_true",
+                     help="do not copy the adapted models into --out/checkpoints/ (they stay in the cache)")
     run.add_argument("--quiet", action="store_true", help="no progress output")
     run.set_defaults(func=_cmd_run)
     data = sub.add_parser("data", help="write the embedded synthetic faces in the standard layout",

@@ -100,7 +100,7 @@ class TrainConfig:
     # Cross-spectral adaptation: student (tuning policy) + frozen teacher.
     adapt_epochs: int = 8
     # The rate of an AdaptSettings that names none (the notebooks' own small runs): the method's rate,
-    # chosen on dev with every comparison run's (artifacts.COMPARISON_RUNS, benchmarks/dev_selection.py;
+    # chosen on dev with every comparison run's (hfr_tutorial.runs, benchmarks/dev_selection.py;
     # docs/results/dev_selection/selection.md: dev mean rank-1 0.934 at 3e-2, 0.932 at 1e-1, 0.894 at 1e-2).
     adapt_lr: float = 3e-2
     adapt_pairs_per_identity: int = 6  # NIR/thermal images paired with a VIS image per identity and epoch
@@ -147,7 +147,7 @@ class PretrainedRecipe:
     a real pretrained EdgeFace adapted at a rate like it (4e-2) on about 50 real identities lost its VIS
     verification (ROC AUC 0.98 -> 0.55), at 3e-3 it kept 0.975 and at 3e-4 0.981 (the measurement
     of issue #13).  So the learning rate is not fixed here: each run takes the best of ``lr_grid``
-    on dev identities (:func:`hfr_tutorial.experiment.run_experiment`), and the guard refuses a
+    on dev identities (:mod:`hfr_tutorial.experiment.recipe`), and the guard refuses a
     model whose dev VIS AUC drops by more than ``max_dev_vis_auc_drop``.
     """
 

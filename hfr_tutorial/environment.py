@@ -2,7 +2,7 @@
 
 Every record that carries a number someone may compare later (``metrics.json``, a benchmark's JSON,
 a timing in notebook 08) stores :func:`describe_environment` beside it, so two records are read
-against the same facts.  One place for it: before, ``pipeline`` and ``experiment`` each kept a copy,
+against the same facts.  One place for it: before, two orchestrators each kept a copy,
 and ``deploy`` a third with the CPU.
 
 A leaf module: it imports nothing of the package.  Taught in ``notebooks/08_edge_deployment.ipynb``.

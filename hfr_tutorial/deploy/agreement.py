@@ -50,7 +50,7 @@ file itself: 0.952 / 0.908).  Rounding the weights alone costs almost nothing (0
 comes from quantizing the activations at run time, layer after layer.  Rank-1 and EER are
 reported, not gated: on a small check set they move by whole probes (on those 5 identities
 PyTorch int8 moved thermal rank-1 from 0.53 to 0.40); measure the change with intervals on a
-large set (:func:`hfr_tutorial.uncertainty.bootstrap_intervals`, notebook 08) before choosing int8."""
+large set (:func:`hfr_tutorial.metrics.bootstrap_intervals`, notebook 08) before choosing int8."""
 
 INT8_STATIC_THRESHOLD = Threshold(min_mean_cosine=0.85, min_cosine=0.60)
 """Static QDQ int8 against float: activation ranges fixed by calibration, so faces unlike the
