@@ -198,8 +198,12 @@ def _build_model_entry(entry: Path, payload: dict[str, Any], name: str, key: str
                        build: Callable[[Path], TrainResult]) -> Artifact:
     entry.mkdir(parents=True, exist_ok=True)
     result = build(entry / "checkpoints")
-    torch.save(result.model.state_dict(), entry / "model.pt.tmp")
-    (entry / "model.pt.tmp").replace(entry / "model.pt")
+    tmp = entry / "model.pt.tmp"
+    try:  # a full disk or an interruption leaves no half-written file behind
+        torch.save(result.model.state_dict(), tmp)
+        tmp.replace(entry / "model.pt")
+    finally:
+        tmp.unlink(missing_ok=True)
     meta = {"payload": payload, "name": name, "seconds": round(result.seconds, 2), "threads": torch.get_num_threads(),
             "history": result.history.to_dict(orient="records"), "created": time.strftime("%Y-%m-%d %H:%M:%S")}
     if result.policy is not None:

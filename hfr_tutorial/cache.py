@@ -89,9 +89,13 @@ def check_digests(entry: Path, meta: dict[str, Any], required: list[str]) -> Non
 
 
 def write_json_atomic(path: Path, obj: Any) -> None:
+    """Write JSON to a temporary sibling, then rename it into place (never half a file; no .tmp left on error)."""
     tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(json.dumps(obj, indent=1, default=str))
-    os.replace(tmp, path)
+    try:
+        tmp.write_text(json.dumps(obj, indent=1, default=str))
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
 
 
 # ------------------------------------------------------------------------------------------------

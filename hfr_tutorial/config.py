@@ -24,6 +24,7 @@ import errno
 import math
 import os
 import random
+import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -282,7 +283,9 @@ def cache_problem(path: Path, err: BaseException) -> str:
 
 def cache_fix(missing_entry: bool = False) -> str:
     """What to do about an unusable cache (``missing_entry``: an entry must be built in a read-only one)."""
-    fix = f"Point {CACHE_ENV} at a folder you can write (e.g. export {CACHE_ENV}=$HOME/.cache/hfr-tutorial)"
+    example = Path(tempfile.gettempdir()) / "hfr-tutorial-cache"
+    fix = (f"Point {CACHE_ENV} at a folder you can write, on a disk with a few GB free (e.g. export "
+           f"{CACHE_ENV}={example})")
     if missing_entry:
         fix += ", or build the missing entry once where the cache is writable and share that folder"
     return fix + "."

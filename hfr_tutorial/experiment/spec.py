@@ -328,18 +328,7 @@ class Experiment:
                                   "refused there). Leave it out of --runs.")
         if not self.runs:
             raise ExperimentError("--runs: give at least one run.")
-        if not isinstance(self.seed, (int, np.integer)) or isinstance(self.seed, bool) or self.seed < 0:
-            raise ExperimentError(f"--seed {self.seed}: give a whole number >= 0 (seeds of data, splits and training).")
-        if self.lr is not None and not (np.isfinite(self.lr) and 0 < self.lr <= 1):
-            raise ExperimentError(f"--lr {self.lr}: a learning rate must be a finite number in (0, 1]; the tutorial's "
-                                  "rates lie between 1e-4 and 3e-1.")
-        for name, value in (("--epochs", self.epochs), ("--batch-size", self.batch_size)):
-            if value is not None and (isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1):
-                raise ExperimentError(f"{name} {value}: give a whole number >= 1.")
-        if self.batch_size is not None and self.batch_size < 2:
-            raise ExperimentError(f"--batch-size {self.batch_size}: a batch of one identity holds no negative pair, so "
-                                  "the contrastive loss would be 0 and the run would be distillation only. Give 2 "
-                                  "or more.")
+        check_settings(self.seed, self.lr, self.epochs, self.batch_size)
         for run in self.runs:
             spec = get_run(run)
             if spec.adapts and self.lr is None and spec.fixed_rate(self.start.recipe) is None \
@@ -386,6 +375,21 @@ class Experiment:
                 "overrides": {"lr": self.lr, "epochs": self.epochs, "batch_size": self.batch_size, "bf16": self.bf16}}
 
 
+def check_settings(seed: Any, lr: float | None, epochs: int | None, batch_size: int | None) -> None:
+    """Refuse a seed, rate, epoch count or batch size that cannot give a meaningful run (before anything is read)."""
+    if not isinstance(seed, (int, np.integer)) or isinstance(seed, bool) or seed < 0:
+        raise ExperimentError(f"--seed {seed}: give a whole number >= 0 (seeds of data, splits and training).")
+    if lr is not None and not (np.isfinite(lr) and 0 < lr <= 1):
+        raise ExperimentError(f"--lr {lr}: a learning rate must be a finite number in (0, 1]; the tutorial's rates lie "
+                              "between 1e-4 and 3e-1.")
+    for name, value in (("--epochs", epochs), ("--batch-size", batch_size)):
+        if value is not None and (isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1):
+            raise ExperimentError(f"{name} {value}: give a whole number >= 1.")
+    if batch_size is not None and batch_size < 2:
+        raise ExperimentError(f"--batch-size {batch_size}: a batch of one identity holds no negative pair, so the "
+                              "contrastive loss would be 0 and the run would be distillation only. Give 2 or more.")
+
+
 def experiment_from_args(*, data: str | Path | None = None, protocol: str | None = None, model: str | None = None,
                          variant: str | None = None, runs: Sequence[str] | None = None,
                          preset: str | Preset | None = None, seed: int = 0, lr: float | None = None,
@@ -393,6 +397,7 @@ def experiment_from_args(*, data: str | Path | None = None, protocol: str | None
                          subset: TrainSubset | None = None) -> Experiment:
     """The experiment the command line names: ``--data`` (default: the embedded data), ``--model`` (default:
     the stand-in without ``--data``, ``edgeface_xxs`` with it), and the rest as given."""
+    check_settings(seed, lr, epochs, batch_size)
     if protocol is not None and data is None:
         raise ExperimentError("--protocol needs --data: the embedded synthetic data has one fixed protocol.")
     if variant is not None and model is None:
