@@ -105,6 +105,11 @@ def load_faceset(preset: str | Preset | None = None, seed: int = 0, progress: bo
     preset = get_preset(preset)
     payload = data_payload(preset, seed)
     entry = entry_dir(preset.name, "data", payload_key(payload))
+    if (entry / "meta.json").is_file():
+        try:  # a finished entry is read without its lock (meta.json is written last; the digests are checked)
+            return _read_faceset_entry(entry, payload, preset)
+        except Exception:
+            pass  # unusable: the locked path below rebuilds it (or says why it cannot)
     with entry_lock(entry) as writable:
         if (entry / "meta.json").is_file():
             try:
