@@ -23,7 +23,6 @@ Taught in: ``notebooks/05_full_training.ipynb`` and ``notebooks/07_real_edgeface
 from __future__ import annotations
 
 import os
-import platform
 import shutil
 import time
 from dataclasses import replace
@@ -35,7 +34,6 @@ import torch
 
 from ..artifacts import (Artifact, adapt_kind, adapt_payload, load_adaptation, load_oracle, load_recognizer,
                          model_is_cached, oracle_payload, recognizer_payload)
-from ..cache import payload_key
 from ..config import TrainConfig, get_device
 from ..data import FaceSet, cross_modalities
 from ..environment import describe_environment
@@ -258,6 +256,50 @@ def _record(artifact: Artifact | None, start: Start | None = None) -> dict[str, 
             "from_cache": artifact.from_cache, "cache_entry": artifact.path.name}
 
 
+def _choose_on_dev(experiment: Experiment, spec: Any, start: Start, faceset: FaceSet, data: str,
+                   start_dev: dict[str, Any], *, device: torch.device, num_workers: int | None,
+                   progress: bool) -> tuple[dict[str, Any], Artifact | None, np.ndarray | None]:
+    """Train (or load) ``spec`` at each of its candidate rates, score each on dev, keep one by the run's rule.
+
+    Returns the run's record, the kept model and its dev embeddings; a run whose every rate the VIS
+    guard refused comes back as ``{"status": "refused", "reason": ...}`` with no model.
+    """
+    full, train = training_split(experiment, faceset)
+    dev = faceset.select(split="dev")
+    config = _config(experiment, full, train, num_workers)
+    plan = rate_plan(experiment, spec)
+    candidates, trained = [], {}
+    for lr in plan.rates:
+        artifact = _adapted(experiment, start, faceset, data, spec.name, lr, config, device, progress)
+        emb = embed(artifact.model, dev, batch_size=experiment.preset.eval_batch_size, progress=False, device=device)
+        candidates.append(candidate(lr, figures_of(emb, dev), start_dev, plan.guard, artifact.seconds,
+                                    artifact.from_cache))
+        trained[lr] = (artifact, emb)
+    steps_per_epoch = len(train.pair_loader(config.batch_size, seed=training_seed(experiment),
+                                            pairs_per_identity=config.adapt_pairs_per_identity, drop_last=True))
+    resolved = spec.settings.resolved(config)
+    recipe = {"how": plan.how, "guard": plan.guard, "candidates": candidates, "epochs": config.adapt_epochs,
+              "steps": config.adapt_epochs * steps_per_epoch, "batch_size": config.batch_size,
+              "train_images": len(train), "pairs_per_identity": config.adapt_pairs_per_identity,
+              "distill_weight": resolved.distill_weight, "contrastive": resolved.contrastive}
+    chosen = choose(candidates)
+    if chosen is None:
+        return ({"status": "refused", "role": spec.role, "reason": refusal(plan, candidates, start_dev),
+                 "recipe": recipe}, None, None)
+    artifact, dev_emb = trained[chosen["lr"]]
+    rec = {**_record(artifact), "role": spec.role, "lr": chosen["lr"], "dev": chosen["dev"], "recipe": recipe,
+           "train_seconds": round(sum(c["train_seconds"] for c in candidates), 1)}
+    return rec, artifact, dev_emb
+
+
+def _copy_checkpoint(artifact: Artifact, checkpoints: Path, run: str, fold: str | None) -> str:
+    """Copy a kept model (official key names) into ``checkpoints``; returns its path relative to ``--out``."""
+    path = checkpoints / (f"{fold}/" if fold else "") / (run.replace("/", "-").replace("+", "_") + ".pt")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    shutil.copyfile(artifact.path / "model.pt", path)
+    return str(Path("checkpoints") / path.relative_to(checkpoints))
+
+
 def evaluate_fold(experiment: Experiment, label: str, faceset: FaceSet, protocols: list[str], start: Start, *,
                   device: torch.device, num_workers: int | None, progress: bool, say: Callable[..., None],
                   checkpoints: Path | None) -> tuple[dict[str, Any], dict[str, Any]]:
@@ -266,7 +308,7 @@ def evaluate_fold(experiment: Experiment, label: str, faceset: FaceSet, protocol
     Returns the fold's record (``metrics.json``'s ``folds[label]``) and what its figures need.
     """
     preset, seed = experiment.preset, experiment.seed
-    full, train = training_split(experiment, faceset)
+    _, train = training_split(experiment, faceset)
     data = fold_key(experiment.data, faceset, preset, seed)
     dev, evalset = faceset.select(split="dev"), faceset.select(split="eval")
     batch = preset.eval_batch_size
@@ -288,38 +330,17 @@ def evaluate_fold(experiment: Experiment, label: str, faceset: FaceSet, protocol
                    "dev": figures_of(dev_embeddings[run], dev),
                    "selection": "trained from scratch on every modality with the preset's TrainConfig"}
         else:
-            config = _config(experiment, full, train, num_workers)
-            plan = rate_plan(experiment, spec)
-            candidates, trained = [], {}
-            for lr in plan.rates:
-                artifact = _adapted(experiment, start, faceset, data, run, lr, config, device, progress)
-                emb = embed(artifact.model, dev, batch_size=batch, progress=False, device=device)
-                candidates.append(candidate(lr, figures_of(emb, dev), start_dev, plan.guard, artifact.seconds,
-                                            artifact.from_cache))
-                trained[lr] = (artifact, emb)
-            chosen = choose(candidates)
-            steps_per_epoch = len(train.pair_loader(config.batch_size, seed=training_seed(experiment),
-                                                    pairs_per_identity=config.adapt_pairs_per_identity, drop_last=True))
-            recipe = {"how": plan.how, "guard": plan.guard, "candidates": candidates,
-                      "epochs": config.adapt_epochs, "steps": config.adapt_epochs * steps_per_epoch,
-                      "batch_size": config.batch_size, "train_images": len(train),
-                      "pairs_per_identity": config.adapt_pairs_per_identity,
-                      "distill_weight": spec.settings.resolved(config).distill_weight,  # type: ignore[union-attr]
-                      "contrastive": spec.settings.resolved(config).contrastive}  # type: ignore[union-attr]
-            if chosen is None:
-                models[run] = {"status": "refused", "role": spec.role, "reason": refusal(plan, candidates, start_dev),
-                               "recipe": recipe}
-                say(f"      {run}: refused ({models[run]['reason']})")
+            rec, artifact, dev_emb = _choose_on_dev(experiment, spec, start, faceset, data, start_dev,
+                                                   device=device, num_workers=num_workers, progress=progress)
+            if artifact is None:
+                models[run] = rec
+                say(f"      {run}: refused ({rec['reason']})")
                 continue
-            artifact, dev_embeddings[run] = trained[chosen["lr"]]
-            rec = {**_record(artifact), "role": spec.role, "lr": chosen["lr"], "dev": chosen["dev"], "recipe": recipe,
-                   "train_seconds": round(sum(c["train_seconds"] for c in candidates), 1)}
+            dev_embeddings[run] = dev_emb
             if checkpoints is not None:
-                path = checkpoints / (f"{label}/" if len(experiment.data.describe(preset, seed)["folds"]) > 1 else "") \
-                    / (run.replace("/", "-").replace("+", "_") + ".pt")
-                path.parent.mkdir(parents=True, exist_ok=True)
-                shutil.copyfile(artifact.path / "model.pt", path)
-                rec["checkpoint"] = str(Path("checkpoints") / path.relative_to(checkpoints))
+                rec["checkpoint"] = _copy_checkpoint(artifact, checkpoints, run,
+                                                     label if len(experiment.data.describe(preset, seed)["folds"]) > 1
+                                                     else None)
         histories[run] = artifact.history
         rec["history"] = artifact.history.to_dict(orient="records")
         embeddings[run] = embed(artifact.model, evalset, batch_size=batch, progress=False, device=device)
