@@ -31,10 +31,10 @@ import tempfile
 import time
 from pathlib import Path
 
-import numpy as np
 import torch
 
 from hfr_tutorial import deploy
+from hfr_tutorial.environment import machine_description
 from hfr_tutorial.models import create_edgeface, find_checkpoint, load_edgeface
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -141,7 +141,7 @@ def main(argv: list[str] | None = None) -> int:
                                            warmup=1 if args.quick else 3, threads=args.threads)
             for row in table.to_dict(orient="records"):
                 rows.append({"size": size, **row})
-    result = {"machine": deploy.machine_description(args.threads),
+    result = {"machine": machine_description(args.threads),
               "settings": {"quick": args.quick, "sizes": sizes, "repeats_batch1": repeats,
                            "repeats_batch64": max(2, repeats // 10), "calibration_faces": calibration,
                            "warmup_calls": 1 if args.quick else 3, "interleaved": True, "statistic": "median"},

@@ -11,6 +11,11 @@ kinds, measured here at the fast preset's shapes (64 px, EdgeFace-XXS):
   InfoNCE, distillation to cached teacher embeddings);
 * ``full``: the same step with every parameter trainable (``full/infonce+distill``).
 
+Each is the library's own step, not a copy: :class:`~hfr_tutorial.train.RecognizerStep` or
+:class:`~hfr_tutorial.train.AdaptationStep` (the student under the run's tuning policy,
+:func:`~hfr_tutorial.train.method_loss` of the registered run's settings), updated by
+:func:`~hfr_tutorial.train.optimisation_step`, the function the training loop calls.
+
 Each is timed under each option, **interleaved** (one call per candidate in turn, the order rotating
 every round; the median of the rounds), so machine drift hits every candidate alike and only the
 ratios matter:
@@ -57,21 +62,41 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from hfr_tutorial.config import TrainConfig, get_preset  # noqa: E402
-from hfr_tutorial.deploy import machine_description  # noqa: E402
-from hfr_tutorial.losses import CrossModalInfoNCE, SelfDistillationLoss  # noqa: E402
-from hfr_tutorial.models import EMBEDDING_DIM, create_edgeface, use_small_map_depthwise  # noqa: E402
-from hfr_tutorial.models.edgeface import normalize  # noqa: E402
+from hfr_tutorial.environment import machine_description  # noqa: E402
+from hfr_tutorial.models import EMBEDDING_DIM, create_edgeface, normalize, use_small_map_depthwise  # noqa: E402
 from hfr_tutorial.models.heads import make_head  # noqa: E402
-from hfr_tutorial.train import adamw  # noqa: E402
+from hfr_tutorial.runs import FULL_RUN, METHOD_RUN, get_run  # noqa: E402
+from hfr_tutorial.train import AdaptationStep, RecognizerStep, adamw, method_loss, optimisation_step  # noqa: E402
 from hfr_tutorial.tuning import apply_policy, trainable_parameters  # noqa: E402
 
 OPTIONS = ("timm convolutions", "small-map depthwise", "+ channels_last", "+ bf16 autocast", "+ 1 thread",
            "+ torch.compile")
 REFERENCE = "timm convolutions"
+CPU = torch.device("cpu")
+
+
+class BF16Forward(nn.Module):
+    """A recogniser's forward pass under bfloat16 autocast on the CPU, embeddings back in float32 (the margin
+    head and its loss in float32): what :class:`~hfr_tutorial.train.AdaptationStep` does with ``bf16=True``."""
+
+    def __init__(self, model: nn.Module):
+        super().__init__()
+        self.model = model
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        with torch.autocast("cpu", dtype=torch.bfloat16):
+            return self.model(x).float()
 
 
 def make_step(kind: str, option: str, *, size: int, batch: int, classes: int, seed: int = 0) -> Callable[[], None]:
-    """A closure running one training step of ``kind`` under ``option`` on fixed random inputs."""
+    """A closure running one training step of ``kind`` under ``option`` on fixed random images.
+
+    The step is the library's: :class:`~hfr_tutorial.train.RecognizerStep` (``baseline``) or
+    :class:`~hfr_tutorial.train.AdaptationStep` with the run's :func:`~hfr_tutorial.train.method_loss`
+    (``method``: ``paper/infonce+distill``; ``full``: ``full/infonce+distill``), the student under the
+    run's tuning policy, teacher targets looked up in a table as in training, and one update by
+    :func:`~hfr_tutorial.train.optimisation_step`, the function the training loop calls.
+    """
     cfg = TrainConfig()
     torch.manual_seed(seed)
     model = create_edgeface(cfg.variant, seed=seed)
@@ -83,39 +108,32 @@ def make_step(kind: str, option: str, *, size: int, batch: int, classes: int, se
         model = model.to(memory_format=torch.channels_last)
     generator = torch.Generator().manual_seed(seed)
 
-    def images(n: int) -> torch.Tensor:
-        x = normalize(torch.rand(n, 3, size, size, generator=generator))
+    def images(n: int) -> torch.Tensor:  # in [0, 1], as the loaders give them (the step normalises)
+        x = torch.rand(n, 3, size, size, generator=generator)
         return x.contiguous(memory_format=torch.channels_last) if channels_last else x
 
     if kind == "baseline":
         head = make_head(cfg.head, EMBEDDING_DIM, classes, cfg.head_scale, cfg.head_margin)
         params = [*model.parameters(), *head.parameters()]
-        x, y = images(batch), torch.randint(0, classes, (batch,), generator=generator)
+        data: Any = (images(batch), torch.randint(0, classes, (batch,), generator=generator))
         model.train()
-        forward = torch.compile(model) if option == "+ torch.compile" else model
-        criterion = nn.CrossEntropyLoss()
-
-        def loss() -> torch.Tensor:
-            with torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16):
-                emb = forward(x)
-            return criterion(head(emb.float(), y), y)
+        forward: nn.Module = torch.compile(model) if option == "+ torch.compile" else model
+        train_step: Any = RecognizerStep(BF16Forward(forward) if bf16 else forward, head, device=CPU)
     else:
+        spec = get_run(METHOD_RUN if kind == "method" else FULL_RUN)
+        settings = spec.settings.resolved(cfg)  # type: ignore[union-attr]
         teacher = copy.deepcopy(model).eval()
-        apply_policy(model, "paper" if kind == "method" else "full")
+        apply_policy(model, settings.policy)
         params = list(trainable_parameters(model))
         half = batch // 2
         x = images(batch)
         with torch.no_grad():
-            targets = teacher(x[:half])
+            targets = teacher(normalize(x[:half]))  # the table of teacher targets, computed once
+        data = {"vis": x[:half], "other": x[half:], "label": torch.arange(half), "vis_index": torch.arange(half)}
         model.train()
         forward = torch.compile(model) if option == "+ torch.compile" else model
-        infonce, distill = CrossModalInfoNCE(cfg.temperature), SelfDistillationLoss(cfg.distill_weight, cfg.distill)
-
-        def loss() -> torch.Tensor:
-            with torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16):
-                emb = forward(x)
-            emb = emb.float()
-            return infonce(emb[:half], emb[half:]) + distill(emb[:half], targets)
+        train_step = AdaptationStep(forward, method_loss(settings, cfg), teacher_targets=targets, device=CPU,
+                                    bf16=bf16)
     optimizer = adamw(params, lr=1e-3, weight_decay=cfg.weight_decay)
     threads = 1 if option == "+ 1 thread" else torch.get_num_threads()
 
@@ -123,10 +141,7 @@ def make_step(kind: str, option: str, *, size: int, batch: int, classes: int, se
         previous = torch.get_num_threads()
         torch.set_num_threads(threads)
         try:
-            value = loss()
-            optimizer.zero_grad(set_to_none=True)
-            value.backward()
-            optimizer.step()
+            optimisation_step(train_step, data, optimizer)
         finally:
             torch.set_num_threads(previous)
 
@@ -257,17 +272,14 @@ def bench_input(faceset: Any, steps: int, rounds: int) -> list[dict]:
     model = create_edgeface(cfg.variant)
     head = make_head(cfg.head, EMBEDDING_DIM, len(set(vis.identities.tolist())), cfg.head_scale, cfg.head_margin)
     optimizer = adamw([*model.parameters(), *head.parameters()], lr=1e-3, weight_decay=cfg.weight_decay)
-    criterion = nn.CrossEntropyLoss()
+    train_step = RecognizerStep(model, head, device=CPU)
     model.train()
 
     def fed(workers: int) -> float:
         loader = vis.loader(64, shuffle=True, augment=True, seed=0, epoch=0, drop_last=True, num_workers=workers)
         t0 = time.perf_counter()
-        for i, (x, y) in enumerate(loader):
-            value = criterion(head(model(normalize(x)), y), y)
-            optimizer.zero_grad(set_to_none=True)
-            value.backward()
-            optimizer.step()
+        for i, batch in enumerate(loader):
+            optimisation_step(train_step, batch, optimizer)
             if i + 1 >= steps:
                 break
         return (time.perf_counter() - t0) / steps

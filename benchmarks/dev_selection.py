@@ -1,10 +1,13 @@
 """Choose the comparison runs' learning rates, and the method's loss, on dev identities only.
 
 Run: ``python benchmarks/dev_selection.py [--preset fast] [--seed 0] [--out docs/results/dev_selection]``
+(``--quick``: the smoke preset, the method's recipe only, written to a temporary folder unless
+``--out`` is given: checks the script; its figures mean nothing).
 
-For every adaptation recipe that the comparison reports with its own rate (the paper's policy with
-InfoNCE and with the published pairwise margin loss, LayerNorm-only, full fine-tuning; all with
-self-distillation at the preset's lambda and the same epochs), :func:`hfr_tutorial.selection.lr_sweep`
+For every registered run (:data:`hfr_tutorial.runs.RUNS`) that adapts and is not an ablation (the
+paper's policy with InfoNCE and with the published pairwise margin loss, LayerNorm-only, full
+fine-tuning; all with self-distillation at the preset's lambda and the same epochs),
+:func:`hfr_tutorial.selection.lr_sweep`
 trains one run per rate (3e-3, 1e-2, 3e-2, extended by half-decades past an end that wins, at most twice)
 and scores it on the dev identities: mean dev rank-1 over VIS->VIS, NIR->VIS and thermal->VIS,
 ties by mean dev AUC.  The ablations without distillation (``paper/infonce``, ``full/infonce``)
@@ -13,8 +16,8 @@ everything else.  The method's loss is the one of the two paper-policy recipes w
 dev score.
 
 Writes ``selection.json`` (every candidate's dev figures, the winners, whether a winner is at an end
-of the ladder) and ``selection.md``.  The winners are the rates written in
-:data:`hfr_tutorial.artifacts.COMPARISON_RUNS`; ``tests/test_selection.py`` checks they agree.
+of the ladder) and ``selection.md``.  The winners are the stand-in rates of the registered runs
+(``RunSpec.rates["stand-in"]`` in :mod:`hfr_tutorial.runs`); ``tests/test_selection.py`` checks they agree.
 Eval identities are never read.  Every candidate is cached, so a second run only re-scores.
 """
 from __future__ import annotations
@@ -22,22 +25,21 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+import tempfile
 import time
 from pathlib import Path
 
 from hfr_tutorial.config import get_preset
+from hfr_tutorial.runs import METHOD_RUN, RUNS
 from hfr_tutorial.selection import START_RATES, at_edge, lr_sweep
 from hfr_tutorial.train import AdaptSettings
 
 ROOT = Path(__file__).resolve().parents[1]
 
-SWEPT: dict[str, AdaptSettings] = {
-    "paper/infonce+distill": AdaptSettings(policy="paper", contrastive="infonce"),
-    "paper/pairwise+distill": AdaptSettings(policy="paper", contrastive="pairwise"),
-    "layernorm/infonce+distill": AdaptSettings(policy="layernorm", contrastive="infonce"),
-    "full/infonce+distill": AdaptSettings(policy="full", contrastive="infonce"),
-}
-"""The recipes whose rate is swept (name -> settings without a rate)."""
+SWEPT: dict[str, AdaptSettings] = {name: spec.settings for name, spec in RUNS.items()
+                                   if spec.settings is not None and spec.role != "ablation"}
+"""The recipes whose rate is swept (name -> the registered run's settings, without a rate): every registered
+run that adapts, but the ablations, which keep the rate of the run they ablate."""
 
 
 def markdown(record: dict) -> str:
@@ -60,12 +62,18 @@ def markdown(record: dict) -> str:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--preset", default="fast")
+    parser.add_argument("--quick", action="store_true", help="the smoke preset, the method's recipe only")
+    parser.add_argument("--preset", default=None, help="preset (default fast; quick: smoke)")
     parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--out", type=Path, default=ROOT / "docs" / "results" / "dev_selection")
+    parser.add_argument("--out", type=Path, default=None,
+                        help="folder (default docs/results/dev_selection; quick: a temporary folder)")
     parser.add_argument("--only", nargs="+", choices=list(SWEPT), default=None, help="sweep only these recipes")
     args = parser.parse_args(argv)
-    preset = get_preset(args.preset)
+    preset = get_preset(args.preset or ("smoke" if args.quick else "fast"))
+    if args.quick and args.only is None:
+        args.only = [METHOD_RUN]
+    args.out = args.out or (Path(tempfile.mkdtemp(prefix="dev-selection-quick-")) if args.quick
+                            else ROOT / "docs" / "results" / "dev_selection")
     start = time.perf_counter()
     record: dict = {"preset": preset.name, "seed": args.seed, "start_rates": list(START_RATES),
                     "dev_identities": preset.data.n_dev_ids, "sweeps": {}}

@@ -1,6 +1,7 @@
 """The data issue's identity checks on the embedded synthetic set, measured on one preset.
 
 Run: ``python benchmarks/identity_checks.py [--preset fast] [--out docs/results/identity_checks]``
+(``--quick``: the smoke preset, written to a temporary folder unless ``--out`` is given).
 
 It answers "is the synthetic modality gap real, and does identity survive it?" with figures that
 are measured, never typed in:
@@ -15,8 +16,9 @@ are measured, never typed in:
   thermal probes in the VIS gallery at this share of its own VIS->VIS rank-1 (target >= 0.80),
   while the VIS-only baseline stays this far below its VIS figure (target >= 0.25).
 
-Models come from the artifact cache (``HFR_CACHE``), so after ``python -m hfr_tutorial run`` it
-trains nothing; on an empty cache it trains the baseline and the oracle first (minutes).
+Every figure is measured on the dev identities (:func:`hfr_tutorial.selection.dev_figures`: gallery,
+one VIS image per identity).  Models come from the artifact cache (``HFR_CACHE``), so after
+``python -m hfr_tutorial run`` it trains nothing; on an empty cache it trains the baseline and the oracle first (minutes).
 Writes ``results.json``, ``results.md`` and ``synthetic_grid.png`` (six identities, three images per
 sensor, at the preset's size) under ``--out``.
 """
@@ -24,6 +26,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import tempfile
 import time
 from pathlib import Path
 
@@ -33,7 +36,7 @@ from hfr_tutorial.artifacts import load_baseline, load_faceset, load_oracle
 from hfr_tutorial.config import get_preset
 from hfr_tutorial.data import FaceSet, synthetic_faceset
 from hfr_tutorial.data.synthetic import save_grid
-from hfr_tutorial.pipeline import evaluate_model
+from hfr_tutorial.selection import dev_figures
 
 PROTOCOLS = ("vis->vis", "nir->vis", "thermal->vis")
 
@@ -65,21 +68,26 @@ def pixel_checks(held_out: FaceSet, train_set: FaceSet) -> dict:
 
 
 def grey(fs: FaceSet) -> FaceSet:
-    """The same images with VIS turned grey (luma), NIR and thermal unchanged."""
+    """The same images with VIS turned grey (luma), NIR and thermal unchanged (labels, splits and roles kept)."""
     images = np.array(fs.images)
     vis = fs.modalities == "vis"
     luma = images[vis].astype(np.float32) @ np.array([0.299, 0.587, 0.114], np.float32)
     images[vis] = np.repeat(np.round(luma)[..., None], 3, axis=3).astype(np.uint8)
-    return FaceSet(images, fs.identities, fs.modalities)
+    return FaceSet(images, fs.identities, fs.modalities, splits=fs.splits, roles=fs.roles,
+                   identity_names=fs.identity_names, name=f"{fs.name} (grey VIS)")
 
 
 def main(argv: list[str] | None = None) -> dict:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    ap.add_argument("--preset", default="fast")
+    ap.add_argument("--quick", action="store_true", help="the smoke preset: checks the script works")
+    ap.add_argument("--preset", default=None, help="preset (default fast; quick: smoke)")
     ap.add_argument("--seed", type=int, default=0)
-    ap.add_argument("--out", default="docs/results/identity_checks")
+    ap.add_argument("--out", default=None, help="folder (default docs/results/identity_checks; quick: a temporary "
+                                                "folder)")
     args = ap.parse_args(argv)
-    preset = get_preset(args.preset)
+    preset = get_preset(args.preset or ("smoke" if args.quick else "fast"))
+    if args.out is None:
+        args.out = tempfile.mkdtemp(prefix="identity-checks-quick-") if args.quick else "docs/results/identity_checks"
 
     t0 = time.perf_counter()
     synthetic_faceset(preset, seed=args.seed, progress=False)
@@ -99,8 +107,8 @@ def main(argv: list[str] | None = None) -> dict:
     runs = (("baseline", baseline.model, dev_set), ("baseline, grey VIS", baseline.model, grey(dev_set)),
             ("joint/oracle", oracle.model, dev_set))
     for name, model, data in runs:
-        _, protocols = evaluate_model(model, data, preset.eval_batch_size)
-        r1[name] = {p: protocols[p]["rank1"] for p in PROTOCOLS}
+        figures = dev_figures(model, data, preset.eval_batch_size)
+        r1[name] = {p: figures[p]["rank1"] for p in PROTOCOLS}
     results["rank1"] = r1
     results["oracle_budget"] = {"oracle_epochs": preset.train.oracle_epochs,
                                 "baseline_epochs": preset.train.baseline_epochs,

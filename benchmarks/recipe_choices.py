@@ -1,6 +1,8 @@
 """Choose the recipe's yes/no settings on dev identities only: the oracle's and the method's augmentation.
 
 Run: ``python benchmarks/recipe_choices.py [--preset fast] [--seed 0] [--out docs/results/dev_selection]``
+(``--quick``: the smoke preset, written to a temporary folder unless ``--out`` is given: checks the
+script; its figures mean nothing).
 
 Two settings of :class:`hfr_tutorial.config.TrainConfig` are choices between two recipes rather
 than budgets, so each is made the way the learning rates are (``benchmarks/dev_selection.py``):
@@ -11,8 +13,8 @@ thermal->VIS, ties by mean dev AUC); eval is never read.
 * ``oracle_augment``: the joint oracle trained with the baseline's flips, crops and VIS colour
   jitter, or on the images as the sensors made them (at ``oracle_epochs``, which is a rule:
   the baseline's optimisation steps);
-* ``adapt_augment_vis``: the method (:data:`~hfr_tutorial.artifacts.METHOD_RUN` at its dev-chosen
-  rate) with the same augmentations on its VIS images, or without (then the frozen teacher's
+* ``adapt_augment_vis``: the method (:data:`~hfr_tutorial.runs.METHOD_RUN` at its dev-chosen
+  stand-in rate, ``RunSpec.rates``) with the same augmentations on its VIS images, or without (then the frozen teacher's
   targets are computed once).
 
 Writes ``choices.json`` (every candidate's dev figures and the winners) and ``choices.md`` under
@@ -24,15 +26,16 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+import tempfile
 import time
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
+from hfr_tutorial.artifacts import load_adapted, load_faceset, load_oracle
+from hfr_tutorial.config import get_preset
+from hfr_tutorial.runs import METHOD_RUN, STAND_IN, get_run
+from hfr_tutorial.selection import dev_figures, selection_score
 
-from hfr_tutorial.artifacts import COMPARISON_RUNS, METHOD_RUN, load_adapted, load_faceset, load_oracle  # noqa: E402
-from hfr_tutorial.config import get_preset  # noqa: E402
-from hfr_tutorial.selection import dev_figures, selection_score  # noqa: E402
+ROOT = Path(__file__).resolve().parents[1]
 
 PROTOCOLS = ("vis->vis", "nir->vis", "thermal->vis")
 
@@ -68,11 +71,15 @@ def markdown(record: dict) -> str:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--preset", default="fast")
+    parser.add_argument("--quick", action="store_true", help="the smoke preset: checks the script works")
+    parser.add_argument("--preset", default=None, help="preset (default fast; quick: smoke)")
     parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--out", type=Path, default=ROOT / "docs" / "results" / "dev_selection")
+    parser.add_argument("--out", type=Path, default=None,
+                        help="folder (default docs/results/dev_selection; quick: a temporary folder)")
     args = parser.parse_args(argv)
-    preset = get_preset(args.preset)
+    preset = get_preset(args.preset or ("smoke" if args.quick else "fast"))
+    args.out = args.out or (Path(tempfile.mkdtemp(prefix="recipe-choices-quick-")) if args.quick
+                            else ROOT / "docs" / "results" / "dev_selection")
     start = time.perf_counter()
     dev = load_faceset(preset, args.seed).select(split="dev")
     record: dict = {"preset": preset.name, "seed": args.seed, "dev_identities": preset.data.n_dev_ids, "choices": {}}
@@ -86,7 +93,8 @@ def main(argv: list[str] | None = None) -> int:
                                            "candidates": rows, "chosen": choose(rows)}
 
     rows = {}
-    settings = COMPARISON_RUNS[METHOD_RUN]
+    method = get_run(METHOD_RUN)
+    settings = method.settings_at(method.rates[STAND_IN])
     for value in (preset.train.adapt_augment_vis, not preset.train.adapt_augment_vis):
         print(f"[choice] adapt_augment_vis={value}")
         run = load_adapted(settings, preset.replace(train__adapt_augment_vis=value), args.seed)

@@ -105,11 +105,118 @@ def test_cost112_end_to_end(cost112):
     assert e["casia"]["identities"] == 360 and e["casia"]["minutes_per_epoch"] > 0
 
 
+def test_cost112_end_to_end_goes_through_the_experiment(cost112):
+    """With the real assets, the official weights are adapted by run(Experiment(LayoutData, Pretrained)), trained
+    here (a fresh cache), the epoch timed with the dev validation the experiment runs."""
+    e = cost112["end_to_end"]
+    if e["status"] == "skipped":
+        pytest.skip(e["reason"])
+    assert e["trained_here"] and e["lr"] == get_preset("fast").pretrained.lr_grid[0]
+    assert e["split_identities"]["train"] == e["identities"] >= e["batch_pairs"]
+    assert e["split_identities"]["dev"] >= 2 and e["split_identities"]["eval"] >= 1
+    assert "dev rank-1 validation" in e["epoch_includes"] and e["setup_seconds"] > 0
+
+
 def test_bench_speed_quick(tmp_path):
     result = _run("bench_speed.py", tmp_path / "bench.json")
     assert result["steps"] and result["input"]
     for row in [*result["steps"], *result["input"]]:
         assert row["ms"] > 0, row
+    assert {(r["step"], r["option"]) for r in result["steps"]} >= {("baseline", "timm convolutions"),
+                                                                   ("method", "+ bf16 autocast")}
+
+
+def test_bench_cost_quick(tmp_path):
+    result = _folder_run("bench_cost.py", tmp_path, "results.json")
+    rows = {r["policy"]: r for r in result["training"]}
+    assert set(rows) == {p for p in POLICIES if p != "frozen"} | {"paper (teacher forward every step)"}
+    assert rows["paper"]["trainable"] == 14_488 and rows["full"]["ratio_to_full"] == pytest.approx(1.0)
+    assert all(r["ms_per_step"] > 0 and r["optimizer_state_kb"] > 0 for r in rows.values())
+    assert result["env"]["environment"]["torch"] and result["inference"][0]["model"] == "edgeface_xxs"
+
+
+# ------------------------------------------------------------------------------------------------
+# The studies on the embedded data (--quick: the smoke preset), one cache for the module
+# ------------------------------------------------------------------------------------------------
+def _folder_run(script: str, out: Path, record: str, *extra: str, cache: Path | None = None,
+                timeout: int = 600) -> dict:
+    """Run a benchmark whose ``--out`` is a folder; its JSON ``record`` (and the .md beside it)."""
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "HFR_BUILD_WORKERS": "1"}
+    if cache is not None:
+        env["HFR_CACHE"] = str(cache)
+    result = subprocess.run([sys.executable, str(ROOT / "benchmarks" / script), "--quick", "--out", str(out), *extra],
+                            capture_output=True, text=True, timeout=timeout, cwd=ROOT, env=env)
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    assert (out / record).is_file() and (out / record).with_suffix(".md").is_file()
+    return json.loads((out / record).read_text())
+
+
+@pytest.fixture(scope="module")
+def smoke_cache(tmp_path_factory) -> Path:
+    return tmp_path_factory.mktemp("smoke_cache")
+
+
+def test_seeds_quick_reads_each_seeds_claims(smoke_cache, tmp_path):
+    from hfr_tutorial.runs import FULL_RUN, METHOD_RUN
+
+    record = _folder_run("seeds.py", tmp_path, "seeds.json", "--workers", "1", cache=smoke_cache)
+    assert record["preset"] == "smoke" and record["seeds"] == [0] and METHOD_RUN in record["runs"]
+    seed = record["per_seed"]["0"]
+    assert set(seed["claims"]) == set(record["claims"]) and len(record["claims"]) == 7
+    for name, value in seed["claims"].items():
+        assert value == record["claims"][name]["values"][0]
+        lo, hi = seed["intervals"][name]  # each claim with its paired interval
+        assert lo <= hi
+    assert set(seed["rank1"]) == {"baseline", *record["runs"]}
+    assert seed["summary"]["method"] == METHOD_RUN and seed["summary"]["full"] == FULL_RUN
+    metrics = json.loads((tmp_path / "seed0" / "metrics.json").read_text())
+    assert metrics["schema"] == 2 and (tmp_path / "seed0" / "report.md").is_file()
+    assert not (tmp_path / "seed0" / "checkpoints").exists()
+
+
+def test_policy_study_quick_registers_its_runs_and_evaluates_them_in_one_experiment(smoke_cache, tmp_path):
+    from hfr_tutorial.runs import STAND_IN, get_run
+
+    sys.path.insert(0, str(ROOT / "benchmarks"))
+    from policy_study import AUTO, HAND_PICKED
+
+    record = _folder_run("policy_study.py", tmp_path, "policy_study.json", "--workers", "1", cache=smoke_cache)
+    assert list(record["policies"]) == [*HAND_PICKED, AUTO] and record["auto_policy"].startswith("groups:")
+    assert record["experiment"]["runs"] == [r["run"] for r in record["policies"].values()]
+    for label, r in record["policies"].items():
+        assert r["run"] == f"{r['policy']}/infonce+distill"
+        assert set(r["eval"]) >= {"vis->vis", "nir->vis", "thermal->vis"} and r["trainable"] <= r["total"]
+        lo, hi = r["intervals"]["nir->vis"]["rank1"]
+        assert lo <= r["eval"]["nir->vis"]["rank1"] <= hi
+        assert isinstance(r["gap_recovered"]["nir->vis"], float) and len(r["gap_recovered_interval"]["nir->vis"]) == 2
+        if label in ("layernorm", "paper", "full"):  # the registered runs keep the rate chosen by dev_selection.py
+            assert r["sweep"] == "registered rate" and r["lr"] == get_run(r["run"]).rates[STAND_IN]
+        else:
+            assert r["lr"] in [float(x.split(":")[0]) for x in r["sweep"].split(", ")]
+    assert record["policies"]["paper"]["trainable"] == record["budget"] >= record["policies"][AUTO]["trainable"]
+    paper, auto = record["policies"]["paper"]["eval"], record["policies"][AUTO]["eval"]
+    assert record["auto_minus_paper"]["nir->vis"]["value"] == pytest.approx(auto["nir->vis"]["rank1"]
+                                                                            - paper["nir->vis"]["rank1"])
+
+
+def test_dev_selection_and_recipe_choices_quick_read_dev_only(smoke_cache, tmp_path):
+    from hfr_tutorial.runs import METHOD_RUN
+
+    selection = _folder_run("dev_selection.py", tmp_path, "selection.json", cache=smoke_cache)
+    assert list(selection["sweeps"]) == [METHOD_RUN] and selection["method"] == METHOD_RUN
+    sweep = selection["sweeps"][METHOD_RUN]
+    assert [c["chosen"] for c in sweep["candidates"].values()].count(True) == 1
+    assert f"{sweep['chosen_lr']:.0e}" in sweep["candidates"]
+    choices = _folder_run("recipe_choices.py", tmp_path, "choices.json", cache=smoke_cache)
+    assert set(choices["choices"]) == {"oracle_augment", "adapt_augment_vis"}
+    for entry in choices["choices"].values():
+        assert entry["chosen"] in entry["candidates"] and len(entry["candidates"]) == 2
+
+
+def test_identity_checks_quick(smoke_cache, tmp_path):
+    result = _folder_run("identity_checks.py", tmp_path, "results.json", cache=smoke_cache)
+    assert result["split"] == "dev" and set(result["rank1"]) == {"baseline", "baseline, grey VIS", "joint/oracle"}
+    assert (tmp_path / "synthetic_grid.png").is_file()
 
 
 @pytest.fixture(scope="module")
