@@ -297,8 +297,12 @@ def test_data_efficiency_on_a_layout_and_a_checkpoint(layout_efficiency, smoke_l
     # the top point at seed 0 is the model the rate was chosen with; seed 1 trains in another order
     top = {p["seed"]: p["rank1"]["nir->vis"] for p in points if p["model"] == "method" and p["n_identities"] == 64}
     assert top[0] != top[1]
-    cached = sorted(p.name for p in (out / "cache" / "smoke" / "data_efficiency").glob("layout-*/*.json"))
-    assert "lr-method.json" in cached and f"method-n64-k3-s0-lr{record['lr']['method']:g}.json" in cached
+    # every point is an experiment of the main job's path; the top point at seed 0 is the model the rate was chosen
+    # with, loaded from the cache
+    choice = json.loads((out / "points" / "lr-choice" / "metrics.json").read_text())
+    assert choice["schema"] == 2
+    top0 = next(p for p in points if p["model"] == "method" and p["n_identities"] == 64 and p["seed"] == 0)
+    assert top0["from_cache"]
 
 
 def test_data_efficiency_on_a_layout_refuses_bad_input_before_training(smoke_layout, tmp_path):
@@ -306,7 +310,7 @@ def test_data_efficiency_on_a_layout_refuses_bad_input_before_training(smoke_lay
     cases = ((["--data", str(tmp_path / "nowhere")], "not a folder"),
              (["--data", str(root), "--model", str(ckpt), "--models", "oracle"], "embedded world only"),
              (["--data", str(root), "--model", str(ckpt), "--identities", "8", "65"], "out of range"),
-             (["--data", str(root), "--model", str(ckpt), "--lr", "-1"], "finite number > 0"),
+             (["--data", str(root), "--model", str(ckpt), "--lr", "-1"], "finite number in (0, 1]"),
              (["--data", str(root), "--model", str(tmp_path / "missing.pt")], "missing.pt"),
              (["--lr", "0.001"], "need --data"), (["--model", "edgeface_xxs"], "need --data"))
     for extra, words in cases:
