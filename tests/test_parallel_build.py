@@ -31,7 +31,7 @@ def test_two_workers_build_what_the_loaders_then_load(tmp_path):
     assert is_cached("baseline", tiny) and is_cached(spec.settings_at(spec.rates[STAND_IN]), tiny)
     oracle = load_oracle(tiny, progress=False)
     models = metrics["folds"]["default"]["models"]
-    assert oracle.from_cache and all(m["from_cache"] for m in models.values())
+    assert oracle.from_cache and not any(m["from_cache"] for m in models.values())  # trained by this run
     assert models[METHOD_RUN]["train_threads"] == oracle.meta["threads"] >= 1
     again = run(Experiment(preset=tiny, runs=runs), tmp_path / "o2", device="cpu", workers=2, progress=False)
     assert again["trained_here"] == {}  # all cached: nothing to do

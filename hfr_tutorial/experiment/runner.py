@@ -179,9 +179,10 @@ def _config(experiment: Experiment, full: FaceSet, train: FaceSet, num_workers: 
 
 
 def build_in_worker(experiment: Experiment, label: str, what: str, lr: float | None,
-                    num_workers: int | None) -> tuple[str, float, bool]:
+                    num_workers: int | None) -> tuple[str, float, bool, str]:
     """A spawned process's job: load or train one model of ``experiment`` into the cache (``what``: "start",
-    the oracle's name, or a run at rate ``lr``); returns its label, seconds and whether it was cached."""
+    the oracle's name, or a run at rate ``lr``); returns its label, seconds, whether it was cached and its
+    cache entry's name."""
     t0 = time.perf_counter()
     preset, seed = experiment.preset, experiment.seed
     folds = experiment.data.folds(preset, seed, progress=False)
@@ -189,7 +190,7 @@ def build_in_worker(experiment: Experiment, label: str, what: str, lr: float | N
     data = fold_key(experiment.data, faceset, preset, seed)
     if what == "start":
         start = experiment.start.load(preset, seed, progress=False)
-        return "start", time.perf_counter() - t0, start.from_cache
+        return "start", time.perf_counter() - t0, start.from_cache, start.entry
     if not get_run(what).adapts:
         artifact = _oracle(experiment, faceset, data, None, progress=False)
     else:
@@ -197,15 +198,17 @@ def build_in_worker(experiment: Experiment, label: str, what: str, lr: float | N
         full, train = training_split(experiment, faceset)
         artifact = _adapted(experiment, start, faceset, data, what, float(lr), _config(experiment, full, train,
                                                                                       num_workers), None, False)
-    return f"{what}" + (f" (lr {lr:g})" if lr is not None else ""), time.perf_counter() - t0, artifact.from_cache
+    return (f"{what}" + (f" (lr {lr:g})" if lr is not None else ""), time.perf_counter() - t0, artifact.from_cache,
+            artifact.path.name)
 
 
 def build_missing(experiment: Experiment, folds: dict[str, FaceSet], *, workers: int | None, device: torch.device,
-                  num_workers: int | None, say: Callable[..., None]) -> dict[str, float]:
+                  num_workers: int | None, say: Callable[..., None]) -> dict[str, tuple[float, str]]:
     """Train the experiment's missing models side by side on a CPU (nothing on a GPU: one process uses it best).
 
     Stage 1: the stand-in and the oracle (the stand-in's adaptations start from it); stage 2: every
     (fold, run, rate) the cache lacks.  A stage with one model leaves it to this process (every thread).
+    Returns ``{label: (seconds, cache entry name)}`` of the models trained here.
     """
     workers = default_workers() if workers is None else int(workers)
     if workers < 2 or device.type != "cpu":
@@ -219,7 +222,7 @@ def build_missing(experiment: Experiment, folds: dict[str, FaceSet], *, workers:
     if oracle and experiment.data.subset is None and isinstance(experiment.data, EmbeddedData) and \
             not model_is_cached(preset.name, "oracle", oracle_payload(preset, seed)):
         first.append(("default", oracle[0], None))
-    built: dict[str, float] = {}
+    built: dict[str, tuple[float, str]] = {}
     for stage in (first, None):
         jobs = stage if stage is not None else _requests(experiment, folds, num_workers)
         if len(jobs) < 2:
@@ -228,9 +231,9 @@ def build_missing(experiment: Experiment, folds: dict[str, FaceSet], *, workers:
         say(f"      training {len(jobs)} models side by side in {n} processes ({threads} thread each)")
         t0 = time.perf_counter()
         calls = [(experiment, label, what, lr, num_workers) for label, what, lr in jobs]
-        for name, seconds, cached in side_by_side(build_in_worker, calls, n, threads):
+        for name, seconds, cached, entry in side_by_side(build_in_worker, calls, n, threads):
             if not cached:
-                built[name] = round(seconds, 1)
+                built[name] = (round(seconds, 1), entry)
             say(f"      {name}: {'already cached' if cached else f'trained in {seconds:.0f} s'}")
         say(f"      stage done in {time.perf_counter() - t0:.0f} s")
     return built
@@ -245,19 +248,21 @@ def _stand_in_cached(experiment: Experiment) -> bool:
 # ------------------------------------------------------------------------------------------------
 # Evaluation of a fold
 # ------------------------------------------------------------------------------------------------
-def _record(artifact: Artifact | None, start: Start | None = None) -> dict[str, Any]:
+def _record(artifact: Artifact | None, start: Start | None = None,
+            built: frozenset[str] = frozenset()) -> dict[str, Any]:
+    """A model's record; ``from_cache`` is False for a model trained by this run (here or side by side)."""
     if artifact is None:  # the starting model
         assert start is not None
         return {"status": "ok", "role": "start", "trainable_params": start.trainable_params,
                 "total_params": start.total_params, "train_seconds": round(start.train_seconds, 1),
-                "from_cache": start.from_cache}
+                "train_threads": start.train_threads, "from_cache": start.from_cache and start.entry not in built}
     return {"status": "ok", "trainable_params": artifact.trainable_params, "total_params": artifact.total_params,
             "train_seconds": round(artifact.seconds, 1), "train_threads": artifact.meta.get("threads"),
-            "from_cache": artifact.from_cache, "cache_entry": artifact.path.name}
+            "from_cache": artifact.from_cache and artifact.path.name not in built, "cache_entry": artifact.path.name}
 
 
 def _choose_on_dev(experiment: Experiment, spec: Any, start: Start, faceset: FaceSet, data: str,
-                   start_dev: dict[str, Any], *, device: torch.device, num_workers: int | None,
+                   start_dev: dict[str, Any], built: frozenset[str], *, device: torch.device, num_workers: int | None,
                    progress: bool) -> tuple[dict[str, Any], Artifact | None, np.ndarray | None]:
     """Train (or load) ``spec`` at each of its candidate rates, score each on dev, keep one by the run's rule.
 
@@ -273,7 +278,7 @@ def _choose_on_dev(experiment: Experiment, spec: Any, start: Start, faceset: Fac
         artifact = _adapted(experiment, start, faceset, data, spec.name, lr, config, device, progress)
         emb = embed(artifact.model, dev, batch_size=experiment.preset.eval_batch_size, progress=False, device=device)
         candidates.append(candidate(lr, figures_of(emb, dev), start_dev, plan.guard, artifact.seconds,
-                                    artifact.from_cache))
+                                    artifact.from_cache and artifact.path.name not in built))
         trained[lr] = (artifact, emb)
     steps_per_epoch = len(train.pair_loader(config.batch_size, seed=training_seed(experiment),
                                             pairs_per_identity=config.adapt_pairs_per_identity, drop_last=True))
@@ -287,8 +292,8 @@ def _choose_on_dev(experiment: Experiment, spec: Any, start: Start, faceset: Fac
         return ({"status": "refused", "role": spec.role, "reason": refusal(plan, candidates, start_dev),
                  "recipe": recipe}, None, None)
     artifact, dev_emb = trained[chosen["lr"]]
-    rec = {**_record(artifact), "role": spec.role, "lr": chosen["lr"], "dev": chosen["dev"], "recipe": recipe,
-           "train_seconds": round(sum(c["train_seconds"] for c in candidates), 1)}
+    rec = {**_record(artifact, built=built), "role": spec.role, "lr": chosen["lr"], "dev": chosen["dev"],
+           "recipe": recipe, "train_seconds": round(sum(c["train_seconds"] for c in candidates), 1)}
     return rec, artifact, dev_emb
 
 
@@ -302,7 +307,8 @@ def _copy_checkpoint(artifact: Artifact, checkpoints: Path, run: str, fold: str 
 
 def evaluate_fold(experiment: Experiment, label: str, faceset: FaceSet, protocols: list[str], start: Start, *,
                   device: torch.device, num_workers: int | None, progress: bool, say: Callable[..., None],
-                  checkpoints: Path | None) -> tuple[dict[str, Any], dict[str, Any]]:
+                  checkpoints: Path | None,
+                  built: frozenset[str] = frozenset()) -> tuple[dict[str, Any], dict[str, Any]]:
     """Every model of one fold: choices on dev, figures on eval with paired intervals, the claims.
 
     Returns the fold's record (``metrics.json``'s ``folds[label]``) and what its figures need.
@@ -316,7 +322,7 @@ def evaluate_fold(experiment: Experiment, label: str, faceset: FaceSet, protocol
     dev_embeddings = {start.name: embed(start_model, dev, batch_size=batch, progress=False, device=device)}
     start_dev = figures_of(dev_embeddings[start.name], dev)
     embeddings = {start.name: embed(start_model, evalset, batch_size=batch, progress=progress, device=device)}
-    models: dict[str, Any] = {start.name: {**_record(None, start), "dev": start_dev}}
+    models: dict[str, Any] = {start.name: {**_record(None, start, built), "dev": start_dev}}
     histories: dict[str, Any] = {}
     say(f"      {start.name}: " + _rank1_line(figures_of(embeddings[start.name], evalset)) + " (eval)")
     for run in experiment.runs:
@@ -324,13 +330,13 @@ def evaluate_fold(experiment: Experiment, label: str, faceset: FaceSet, protocol
         if not spec.adapts:
             artifact = _oracle(experiment, faceset, data, device, progress)
             dev_embeddings[run] = embed(artifact.model, dev, batch_size=batch, progress=False, device=device)
-            rec = {**_record(artifact), "role": spec.role, "lr": preset.train.baseline_lr,
+            rec = {**_record(artifact, built=built), "role": spec.role, "lr": preset.train.baseline_lr,
                    "steps": int(artifact.meta["payload"]["epochs"] * (len(artifact_train_images(experiment, faceset))
                                                                      // preset.train.batch_size)),
                    "dev": figures_of(dev_embeddings[run], dev),
                    "selection": "trained from scratch on every modality with the preset's TrainConfig"}
         else:
-            rec, artifact, dev_emb = _choose_on_dev(experiment, spec, start, faceset, data, start_dev,
+            rec, artifact, dev_emb = _choose_on_dev(experiment, spec, start, faceset, data, start_dev, built,
                                                    device=device, num_workers=num_workers, progress=progress)
             if artifact is None:
                 models[run] = rec
@@ -447,7 +453,8 @@ def run(experiment: Experiment, out: str | Path, *, device: str | None = None, w
                 say(f"      fold {label}")
             record, data = evaluate_fold(experiment, label, faceset, protocols_of[label], start, device=torch_device,
                                          num_workers=num_workers, progress=progress, say=say,
-                                         checkpoints=target / "checkpoints" if checkpoints else None)
+                                         checkpoints=target / "checkpoints" if checkpoints else None,
+                                         built=frozenset(entry for _, entry in built.values()))
             fold_records[label] = record
             plot_data = plot_data or data
         metrics: dict[str, Any] = {
@@ -456,7 +463,8 @@ def run(experiment: Experiment, out: str | Path, *, device: str | None = None, w
             "metrics": {name: {"label": m.label, "higher_is_better": m.higher_is_better, "headline": m.headline}
                         for name, m in METRICS.items()},
             "folds": fold_records, "summary": over_folds(fold_records), "notes": notes,
-            "trained_here": built, "environment": describe_environment(threads=torch.get_num_threads())}
+            "trained_here": {name: seconds for name, (seconds, _) in built.items()},
+            "environment": describe_environment(threads=torch.get_num_threads())}
         say("[4/4] report")
         metrics["wall_seconds"] = round(time.perf_counter() - t0, 1)
         first = next(iter(fold_records.values()))

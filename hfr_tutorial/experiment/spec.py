@@ -181,6 +181,8 @@ class Start:
     train_seconds: float = 0.0
     from_cache: bool = True
     history: Any = None
+    entry: str = ""  # its cache entry's name ('' for a checkpoint file)
+    train_threads: int | None = None
 
 
 @dataclass(frozen=True)
@@ -199,7 +201,8 @@ class StandIn:
     def load(self, preset: Preset, seed: int, progress: bool) -> Start:
         artifact = load_baseline(preset, seed, progress)
         return Start("baseline", artifact.model, artifact.key, preset.train.variant, artifact.trainable_params,
-                     artifact.total_params, artifact.seconds, artifact.from_cache, artifact.history)
+                     artifact.total_params, artifact.seconds, artifact.from_cache, artifact.history,
+                     artifact.path.name, artifact.meta.get("threads"))
 
     def key(self, preset: Preset, seed: int) -> str:
         return payload_key(recognizer_payload(preset, seed, ("vis",), preset.train.baseline_epochs))
