@@ -94,6 +94,7 @@ import copy
 import importlib.util
 import json
 import os
+import shutil
 import sys
 import tempfile
 import time
@@ -479,7 +480,7 @@ def prepare_layout(identities: list[list[Path]], root: Path, split: str) -> floa
         folder = src / f"{k:04d}_{photos[0].parent.name}"
         folder.mkdir(parents=True)
         for f in photos:
-            (folder / f.name).symlink_to(f.resolve())
+            shutil.copyfile(f, folder / f.name)  # a copy: prepare_folder refuses links leading outside --source
     t0 = time.perf_counter()
     prepare_folder.main(["--source", str(src), "--out", str(root / "layout"), "--pseudo", "nir,thermal",
                          "--size", str(INPUT_SIZE), "--split", split, "--detector", "none", "--no-progress"])

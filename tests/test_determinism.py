@@ -16,13 +16,16 @@ import pytest
 SCRIPT = """
 import json, sys
 from hfr_tutorial.config import get_preset
-from hfr_tutorial.pipeline import run_pipeline
+from hfr_tutorial.experiment import Experiment, run
 preset = get_preset("smoke").replace(name="determinism", data__n_train_ids=24, data__n_dev_ids=8, data__n_eval_ids=8,
                                      train__batch_size=12, train__baseline_epochs=1, train__adapt_epochs=1,
                                      train__adapt_pairs_per_identity=1)
-m = run_pipeline(preset, out=sys.argv[1], runs=["paper/infonce+distill"], progress=False, figures=False)
-print(json.dumps({"baseline": m["baseline"]["protocols"], "run": m["runs"]["paper/infonce+distill"]["protocols"],
-                  "intervals": m["runs"]["paper/infonce+distill"]["intervals"], "summary": m["summary"]}))
+m = run(Experiment(preset=preset, runs=("paper/infonce+distill",)), sys.argv[1], workers=1, progress=False,
+        figures=False)
+fold = m["folds"]["default"]
+print(json.dumps({"baseline": fold["models"]["baseline"]["protocols"],
+                  "run": fold["models"]["paper/infonce+distill"]["protocols"],
+                  "intervals": fold["models"]["paper/infonce+distill"]["intervals"], "claims": fold["claims"]}))
 """
 
 
