@@ -82,6 +82,17 @@ def tar_from_histograms(genuine: np.ndarray, impostor: np.ndarray, far_target: f
     return tar0 + np.clip(t, 0, 1) * (tar1 - tar0)
 
 
+def auc_from_histograms(genuine: np.ndarray, impostor: np.ndarray) -> np.ndarray:
+    """ROC AUC of (B, K) weighted score histograms over increasing bins (trapezoids between bin edges).
+
+    Equals P(genuine > impostor) + P(same bin) / 2: ties within a bin count half, so the value is
+    within about one bin's share of the exact AUC.
+    """
+    frr, far = _curves(genuine, impostor)
+    tar = 1.0 - frr
+    return np.sum((far[:, :-1] - far[:, 1:]) * (tar[:, :-1] + tar[:, 1:]) / 2, axis=1)
+
+
 @dataclass
 class Bootstrap:
     """Paired bootstrap resamples of every model's figures (one set of identity resamples for all).
@@ -114,7 +125,8 @@ class Bootstrap:
 
 def bootstrap_protocols(embeddings: Mapping[str, np.ndarray], identities: Any, modalities: Any,
                         protocols: Sequence[str] = DEFAULT_PROTOCOLS, *, fars: Sequence[float] = INTERVAL_FARS,
-                        n_boot: int = 1000, level: float = 0.95, seed: int = 0, bins: int = 4000) -> Bootstrap:
+                        n_boot: int = 1000, level: float = 0.95, seed: int = 0, bins: int = 4000,
+                        auc: bool = False, roles: Any = None) -> Bootstrap:
     """Resample the probe identities ``n_boot`` times; every model's rank-1, EER and TAR@FAR on each resample.
 
     Args:
@@ -124,6 +136,8 @@ def bootstrap_protocols(embeddings: Mapping[str, np.ndarray], identities: Any, m
         fars: the FARs whose TAR is resampled (empty: rank-1 and EER only).
         n_boot, level, seed: resamples, coverage, seed (same seed, same resamples, same intervals).
         bins: score bins for the resampled EER and TAR (width about 2/bins in cosine).
+        auc: also resample the ROC AUC (metric ``auc``, from the same histograms).
+        roles: a protocol's gallery/probe role per face (as :func:`hfr_tutorial.evaluate.score_protocols`).
 
     One draw of identity weights (a multinomial over every identity that is a probe in some
     protocol) serves every model and protocol, so differences are paired across models *and*
@@ -134,15 +148,16 @@ def bootstrap_protocols(embeddings: Mapping[str, np.ndarray], identities: Any, m
     if not 0 < level < 1 or n_boot < 10:
         raise ValueError(f"level must be in (0, 1) and n_boot >= 10, got level={level}, n_boot={n_boot}.")
     rng = np.random.default_rng(seed)
-    scored = {name: score_protocols(e, identities, modalities, tuple(protocols)) for name, e in embeddings.items()}
+    scored = {name: score_protocols(e, identities, modalities, tuple(protocols), roles)
+              for name, e in embeddings.items()}
     first = next(iter(scored.values()))
     ids = np.unique(np.concatenate([first[p].probe_labels for p in protocols]))
     counts = rng.multinomial(len(ids), np.full(len(ids), 1 / len(ids)), size=n_boot).astype(np.float64)
-    metric_names = ("rank1", "eer", *(far_key(f) for f in fars))
+    metric_names = ("rank1", "eer", *(far_key(f) for f in fars), *(("auc",) if auc else ()))
     samples: dict[str, dict[str, dict[str, np.ndarray]]] = {name: {} for name in embeddings}
     point: dict[str, dict[str, dict[str, float]]] = {name: {} for name in embeddings}
     for name, by_protocol in scored.items():
-        exact = evaluate_protocols(embeddings[name], identities, modalities, tuple(protocols))
+        exact = evaluate_protocols(embeddings[name], identities, modalities, tuple(protocols), roles=roles)
         for protocol in protocols:
             ps = by_protocol[protocol]
             point[name][protocol] = {m: float(exact[protocol][m]) for m in metric_names}
@@ -159,14 +174,18 @@ def bootstrap_protocols(embeddings: Mapping[str, np.ndarray], identities: Any, m
             imp = np.zeros((len(ids), bins))
             np.add.at(gen, (owner[same], bin_of[same]), 1.0)
             np.add.at(imp, (owner[~same], bin_of[~same]), 1.0)
-            eer, tars = [], {f: [] for f in fars}
+            eer, tars, aucs = [], {f: [] for f in fars}, []
             for i in range(0, n_boot, 100):  # 100 resamples at a time bounds the memory
                 g, m = counts[i:i + 100] @ gen, counts[i:i + 100] @ imp
                 eer.append(eer_from_histograms(g, m))
                 for f in fars:
                     tars[f].append(tar_from_histograms(g, m, f))
+                if auc:
+                    aucs.append(auc_from_histograms(g, m))
             out = {"rank1": rank1, "eer": np.concatenate(eer)}
             out.update({far_key(f): np.concatenate(v) for f, v in tars.items()})
+            if auc:
+                out["auc"] = np.concatenate(aucs)
             samples[name][protocol] = out
     return Bootstrap(samples, point, n_boot, level, len(ids), metric_names)
 

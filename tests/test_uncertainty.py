@@ -70,3 +70,35 @@ def test_bad_arguments_are_refused():
     with pytest.raises(ValueError, match="coverage"):
         percentile_interval(np.arange(10.0), level=1.5)
     assert np.isnan(percentile_interval(np.array([np.nan]))[0])
+
+
+def test_binned_auc_and_the_auc_resamples_match_the_exact_figure():
+    from hfr_tutorial.uncertainty import auc_from_histograms
+
+    emb, ids, mods = _toy()
+    ps = score_protocols(emb["b"], ids, mods, ("nir->vis",))["nir->vis"]
+    edges = np.linspace(ps.scores.min() - 1e-9, ps.scores.max() + 1e-9, 4001)
+    gen, _ = np.histogram(ps.scores[ps.same], edges)
+    imp, _ = np.histogram(ps.scores[~ps.same], edges)
+    exact = verification_metrics(ps.scores, ps.same)["auc"]
+    assert auc_from_histograms(gen[None] * 1.0, imp[None] * 1.0)[0] == pytest.approx(exact, abs=1e-3)
+    # all genuine above all impostors: 1; identical distributions: 0.5
+    assert auc_from_histograms(np.array([[0, 0, 5.0]]), np.array([[3.0, 0, 0]]))[0] == pytest.approx(1.0)
+    assert auc_from_histograms(np.array([[1.0, 2, 3]]), np.array([[1.0, 2, 3]]))[0] == pytest.approx(0.5)
+    boot = bootstrap_protocols(emb, ids, mods, ("nir->vis",), fars=(), n_boot=200, seed=0, auc=True)
+    assert set(boot.samples["b"]["nir->vis"]) == {"rank1", "eer", "auc"}
+    assert boot.point["b"]["nir->vis"]["auc"] == exact
+    lo, hi = boot.interval("b", "nir->vis", "auc")
+    assert lo <= exact + 1e-3 and exact - 1e-3 <= hi and hi > lo
+
+
+def test_bootstrap_follows_protocol_roles():
+    emb, ids, mods = _toy(n_id=20)
+    roles = np.where(mods == "vis", "probe", "probe").astype(object)
+    last_vis = [np.flatnonzero((ids == i) & (mods == "vis"))[-1] for i in np.unique(ids)]
+    roles[last_vis] = "gallery"  # the *last* VIS image is the template here, not the first
+    boot = bootstrap_protocols(emb, ids, mods, ("nir->vis", "vis->vis"), fars=(), n_boot=50, roles=roles)
+    exact = evaluate_protocols(emb["a"], ids, mods, ("nir->vis", "vis->vis"), roles=roles)
+    default = evaluate_protocols(emb["a"], ids, mods, ("nir->vis", "vis->vis"))
+    assert boot.point["a"]["vis->vis"]["rank1"] == exact["vis->vis"]["rank1"]
+    assert boot.point["a"]["nir->vis"]["eer"] == exact["nir->vis"]["eer"] != default["nir->vis"]["eer"]
