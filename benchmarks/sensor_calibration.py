@@ -57,11 +57,14 @@ TARGET_EER = (0.20, 0.25)
 
 CANDIDATES: dict[str, dict[str, Any]] = {
     "mild": {"nir": "mild", "thermal": "mild"},
-    "realistic-sharp": {"nir": replace(REALISTIC_NIR, shot=0.015, read=0.008, specular=0.15),
-                        "thermal": replace(REALISTIC_THERMAL, native_size=64, psf=0.5, relief=1.0)},
-    "realistic-lowres": {"nir": replace(REALISTIC_NIR, native_size=56),
-                         "thermal": replace(REALISTIC_THERMAL, native_size=24, psf=0.8)},
-    "realistic-flat": {"nir": REALISTIC_NIR, "thermal": replace(REALISTIC_THERMAL, relief=0.2, pattern=1.5)},
+    "first-guess": {"nir": REALISTIC_NIR,
+                    "thermal": replace(REALISTIC_THERMAL, native_size=36, psf=0.7, relief=0.6)},
+    "160x120-camera": {"nir": replace(REALISTIC_NIR, native_size=56),
+                       "thermal": replace(REALISTIC_THERMAL, native_size=32, psf=0.7)},
+    "strong-relief": {"nir": REALISTIC_NIR, "thermal": replace(REALISTIC_THERMAL, relief=0.6)},
+    "no-relief": {"nir": REALISTIC_NIR, "thermal": replace(REALISTIC_THERMAL, relief=0.0)},
+    "noise-free": {"nir": replace(REALISTIC_NIR, shot=0.0, read=0.0),
+                   "thermal": replace(REALISTIC_THERMAL, netd=0.0, fpn=0.0, column=0.0)},
     "realistic": {"nir": REALISTIC_NIR, "thermal": REALISTIC_THERMAL},
 }
 """Candidate settings: name -> {modality: "mild" or a settings object}.  ``realistic`` must be the

@@ -10,8 +10,8 @@ Input, per ``--source`` folder, either ``<source>/<identity>/<image>`` (one moda
 folder a modality name: ``vis``, ``nir``, ``thermal`` ...).  JPEG, PNG, PGM, BMP or TIFF; grey or
 colour; 16-bit images are scaled to 8 bits as the dataset converters do.  Other files are ignored
 (and counted).  With several sources, identities are prefixed by their source folder's name.
-``--per-identity N`` keeps the first N photos (natural order) of each identity: a quick, smaller
-layout.
+``--per-identity N`` keeps N photos of each identity, evenly spread over their natural order (the
+first, the last, and between): a quick, smaller layout.
 
 Each photo goes through dlib's face detector and 68-point landmarks
 (:mod:`hfr_tutorial.data.detect`), reduced to five points and aligned to the 112x112 template
@@ -106,7 +106,7 @@ def build_parser() -> argparse.ArgumentParser:
                    help="thermal photos exported in a palette: " + ", ".join(PALETTES) + " or auto (detect); mapped "
                         "back to one white-hot channel (default: used as they are)")
     p.add_argument("--per-identity", type=int, default=0, metavar="N",
-                   help="keep only the first N photos of each identity (default 0: all)")
+                   help="keep N photos of each identity, evenly spread over their natural order (default 0: all)")
     p.add_argument("--near-duplicate", type=int, default=NEAR_DUPLICATE_BITS, metavar="BITS",
                    help="probes within BITS (of 256) of their gallery face's difference hash are left out "
                         f"(default {NEAR_DUPLICATE_BITS}; 0: no check)")
@@ -160,7 +160,8 @@ def parse_split(text: str) -> tuple[float, float, float]:
 def scan_sources(sources: Sequence[Path], modality: str, per_identity: int = 0) -> tuple[list[dict[str, Any]], list[str]]:
     """Every photo as ``{source, identity, modality, name, key}``, and notes on what was ignored.
 
-    ``per_identity`` > 0 keeps the first that many photos (natural order) of each identity and modality.
+    ``per_identity`` > 0 keeps that many photos of each identity and modality, evenly spread over
+    their natural order (the first, the last and between: a video's frames far apart).
     """
     photos: list[dict[str, Any]] = []
     ignored = 0
@@ -179,16 +180,17 @@ def scan_sources(sources: Sequence[Path], modality: str, per_identity: int = 0) 
         for mod, folder in groups:
             for ident_dir in sorted((p for p in folder.iterdir() if p.is_dir()), key=lambda p: natural_key(p.name)):
                 identity = safe_name(f"{src.name}-{ident_dir.name}" if prefix else ident_dir.name)
-                kept = 0
+                files = []
                 for f in sorted(ident_dir.rglob("*"), key=lambda p: natural_key(p.as_posix())):
                     if not f.is_file():
                         continue
                     if f.suffix.lower() not in IMAGE_EXTENSIONS:
                         ignored += 1
                         continue
-                    if per_identity and kept >= per_identity:
-                        continue
-                    kept += 1
+                    files.append(f)
+                if per_identity and len(files) > per_identity:  # evenly spread: the first, the last, between
+                    files = [files[int(i)] for i in np.round(np.linspace(0, len(files) - 1, per_identity))]
+                for f in files:
                     stem = safe_name(f.relative_to(ident_dir).with_suffix("").as_posix().replace("/", "_"))
                     photos.append({"source": f, "identity": identity, "modality": mod, "name": stem,
                                    "key": f.relative_to(src).as_posix(), "root": str(src)})
@@ -347,6 +349,19 @@ def simulate_face(face: np.ndarray, modality: str, severity: str, seed: int, vis
     extra = {"camera_seed": int(seed)} if modality == "thermal" and severity != "mild" else {}
     return simulate(face[None], modality, lm, seed=pseudo_seed(seed, modality, vis_path), severity=severity,
                     **extra)[0]
+
+
+def simulation_settings(severity: str, pseudo: Sequence[str]) -> dict[str, Any]:
+    """The simulated sensors' settings behind ``severity``, for ``dataset.json`` (what made these images)."""
+    from dataclasses import asdict
+
+    from hfr_tutorial.data.spectral import settings_for
+
+    out: dict[str, Any] = {}
+    for mod in pseudo:
+        st = settings_for(mod, severity)
+        out[mod] = "mild (hfr_tutorial.data.spectral.mild defaults)" if st is None else json.loads(json.dumps(asdict(st)))
+    return out
 
 
 def detect_faces(detector: Any, img: np.ndarray, pad: float = 0.25) -> tuple[list[Any], bool]:
@@ -578,6 +593,7 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
                        f"hfr_tutorial.data.spectral, severity {args.severity!r}: practice data, not real sensor images")
         if pseudo else None,
         "simulation_severity": args.severity if pseudo else None,
+        "simulation_settings": simulation_settings(args.severity, pseudo) if pseudo else None,
         "thermal_palette": {"requested": settings["palette"], "sources": palettes,
                             "max_off_palette": max((r.get("off_palette") or 0.0 for r in records), default=0.0)}
         if palettes else None,
