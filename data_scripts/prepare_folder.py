@@ -2,7 +2,8 @@
 
     python data_scripts/prepare_folder.py --source DIR [DIR ...] --out LAYOUT \\
         [--modality vis] [--pseudo nir,thermal] [--severity realistic|mild] [--palette NAME|auto] \\
-        [--size 112] [--split 0.5,0.2,0.3] [--seed 0] [--per-identity N] [--near-duplicate BITS] \\
+        [--glasses FILE] [--size 112] [--split 0.5,0.2,0.3] [--seed 0] [--per-identity N] \\
+        [--near-duplicate BITS] \\
         [--detector hog|cnn|none] [--skip-unreadable] [--overwrite] [--no-progress]
 
 Input, per ``--source`` folder, either ``<source>/<identity>/<image>`` (one modality, named by
@@ -37,7 +38,9 @@ says which modalities are simulated.  ``--severity realistic`` (default) models 
 without colour or texture, a microbolometer's few pixels, fixed-pattern noise, automatic gain;
 active NIR light, glints, pupils), calibrated so that the official EdgeFace-XXS shows about the
 published unadapted thermal gap; ``--severity mild`` is the earlier, gentle simulation.  The
-severity is recorded in ``dataset.json``.  Simulated images are practice data: they say nothing
+severity is recorded in ``dataset.json``.  Glasses are not detected: ``--glasses FILE`` lists the
+VIS photos that show them (``<identity>/<file>``, one a line), simulated with cold, opaque lenses in
+thermal and lens glints in NIR; every other face is simulated bare.  Simulated images are practice data: they say nothing
 about a given sensor's noise, optics or emissivity, nor about a person's real heat pattern.
 
 Splits (seeded, identity-disjoint): fractions of identities for train, dev and eval
@@ -105,6 +108,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--palette", default=None, metavar="NAME|auto",
                    help="thermal photos exported in a palette: " + ", ".join(PALETTES) + " or auto (detect); mapped "
                         "back to one white-hot channel (default: used as they are)")
+    p.add_argument("--glasses", type=Path, default=None, metavar="FILE",
+                   help="a list of the VIS photos that show glasses (<identity>/<file>, one a line): simulated with "
+                        "cold, opaque lenses in thermal and glints in NIR (glasses are not detected)")
     p.add_argument("--per-identity", type=int, default=0, metavar="N",
                    help="keep N photos of each identity, evenly spread over their natural order (default 0: all)")
     p.add_argument("--near-duplicate", type=int, default=NEAR_DUPLICATE_BITS, metavar="BITS",
@@ -325,8 +331,16 @@ def settings_of(args: argparse.Namespace, pseudo: list[str]) -> dict[str, Any]:
             "severity": args.severity if pseudo else None, "palette": parse_palette(args.palette),
             "size": int(args.size), "split": list(parse_split(args.split)), "seed": int(args.seed),
             "per_identity": int(args.per_identity), "near_duplicate": int(args.near_duplicate),
+            "glasses": _glasses_entries(args.glasses),
             "detector": args.detector, "crop_fraction": float(args.crop_fraction),
             "skip_unreadable": bool(args.skip_unreadable)}
+
+
+def _glasses_entries(path: Path | None) -> list[str] | None:
+    """The non-empty lines of a ``--glasses`` file, sorted (part of the settings: a changed list is a changed layout)."""
+    if path is None or not Path(path).is_file():
+        return None
+    return sorted(ln.split("#", 1)[0].strip() for ln in Path(path).read_text().splitlines() if ln.split("#", 1)[0].strip())
 
 
 def pseudo_seed(seed: int, modality: str, vis_path: str) -> int:
@@ -337,18 +351,57 @@ def pseudo_seed(seed: int, modality: str, vis_path: str) -> int:
     return int(hashlib.sha1(f"{seed}:{modality}:{vis_path}".encode()).hexdigest()[:8], 16)
 
 
-def simulate_face(face: np.ndarray, modality: str, severity: str, seed: int, vis_path: str) -> np.ndarray:
+def simulate_face(face: np.ndarray, modality: str, severity: Any, seed: int, vis_path: str,
+                  glasses: bool = False) -> np.ndarray:
     """The simulated ``modality`` image of one aligned VIS face, exactly as ``--pseudo`` writes it.
 
     The thermal camera's fixed pattern is the same for the whole layout (``camera_seed=seed``: one
-    camera); the temporal noise differs per image (:func:`pseudo_seed`).
+    camera); the temporal noise differs per image (:func:`pseudo_seed`).  ``glasses``: the photo
+    shows glasses (``--glasses``; realistic severity only).
     """
     from hfr_tutorial.data.spectral import simulate
 
     lm = template(face.shape[0])[None].astype(np.float32)
     extra = {"camera_seed": int(seed)} if modality == "thermal" and severity != "mild" else {}
     return simulate(face[None], modality, lm, seed=pseudo_seed(seed, modality, vis_path), severity=severity,
-                    **extra)[0]
+                    glasses=[True] if glasses else None, **extra)[0]
+
+
+def read_glasses_list(path: Path | None, photos: list[dict[str, Any]], severity: str) -> set[str]:
+    """The VIS photos (``source`` paths) named in a ``--glasses`` file, checked before any work.
+
+    One photo per line, as ``<identity>/<file>`` (the file name, with or without extension), or its
+    path relative to its ``--source`` folder; ``#`` starts a comment.  A line matching no photo stops
+    the run: a typo would silently simulate bare eyes behind cold glasses.
+    """
+    if path is None:
+        return set()
+    if severity == "mild":
+        raise DatasetError("--glasses needs --severity realistic (the mild simulation has no glasses).")
+    try:
+        lines = [ln.split("#", 1)[0].strip() for ln in Path(path).read_text().splitlines()]
+    except OSError as err:
+        raise DatasetError(f"--glasses {path}: cannot be read ({err}).") from None
+    index: dict[str, str] = {}
+    for ph in photos:
+        if ph["modality"] != "vis":
+            continue
+        src = str(ph["source"])
+        stem = Path(ph["key"]).with_suffix("").as_posix()
+        for k in (ph["key"], stem, f"{ph['identity']}/{ph['name']}", f"{ph['identity']}/{Path(ph['source']).name}",
+                  f"{Path(ph['source']).parent.name}/{Path(ph['source']).name}",
+                  f"{Path(ph['source']).parent.name}/{Path(ph['source']).stem}"):
+            index.setdefault(k, src)
+    chosen, missing = set(), []
+    for ln in (ln for ln in lines if ln):
+        if ln in index:
+            chosen.add(index[ln])
+        else:
+            missing.append(ln)
+    if missing:
+        raise DatasetError(f"--glasses {path}: {len(missing)} line(s) match no VIS photo: {missing[:10]}. Write "
+                           "<identity>/<file> or the path under its --source folder.")
+    return chosen
 
 
 def simulation_settings(severity: str, pseudo: Sequence[str]) -> dict[str, Any]:
@@ -465,6 +518,9 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
         raise DatasetError("--pseudo simulates NIR/thermal from VIS photos, but no VIS photo was found "
                            "(check --modality and the folder names).")
     palettes = choose_palettes(photos, settings["palette"])
+    if args.glasses is not None and not pseudo:
+        raise DatasetError("--glasses says which photos to simulate with glasses: it needs --pseudo nir,thermal.")
+    glasses = read_glasses_list(args.glasses, photos, args.severity)
     detector = None
     if args.detector != "none":
         from hfr_tutorial.data.detect import DetectorUnavailable, FaceDetector
@@ -539,7 +595,8 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
             for mod in pseudo:
                 rel = f"images/{mod}/{r['identity']}/{r['name']}.png"
                 if not (partial / rel).is_file():
-                    img = simulate_face(face, mod, args.severity, int(args.seed), r["path"])
+                    img = simulate_face(face, mod, args.severity, int(args.seed), r["path"],
+                                        glasses=r["source"] in glasses)
                     (partial / rel).parent.mkdir(parents=True, exist_ok=True)
                     Image.fromarray(img).save(partial / rel, format="PNG")
                 simulated.append({"path": rel, "identity": r["identity"], "modality": mod, "name": r["name"],
@@ -594,6 +651,7 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
         if pseudo else None,
         "simulation_severity": args.severity if pseudo else None,
         "simulation_settings": simulation_settings(args.severity, pseudo) if pseudo else None,
+        "simulated_with_glasses": len(glasses) if pseudo else None,
         "thermal_palette": {"requested": settings["palette"], "sources": palettes,
                             "max_off_palette": max((r.get("off_palette") or 0.0 for r in records), default=0.0)}
         if palettes else None,

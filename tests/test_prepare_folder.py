@@ -307,3 +307,26 @@ def test_a_tight_crop_is_retried_with_a_border():
     assert np.allclose(faces[0].landmarks, 10.0) and faces[0].box == (0.0, 0.0, 40.0, 40.0)
     faces, padded = prepare_folder.detect_faces(type("D", (), {"detect": lambda self, im: []})(), img)
     assert faces == [] and not padded
+
+
+def test_glasses_list_changes_the_simulated_eyes(crops, tmp_path):
+    listing = tmp_path / "glasses.txt"
+    listing.write_text("# photos with glasses\nperson1/1.png\nperson4/2\n")
+    base = ["--source", str(crops), "--detector", "none", "--pseudo", "nir,thermal", "--split", "0.34,0.33,0.33",
+            "--no-progress"]
+    plain = prepare_folder.main(base + ["--out", str(tmp_path / "a")])
+    worn = prepare_folder.main(base + ["--out", str(tmp_path / "b"), "--glasses", str(listing)])
+    assert plain["simulated_with_glasses"] == 0 and worn["simulated_with_glasses"] == 2
+    assert worn["prepare_folder"]["glasses"] == ["person1/1.png", "person4/2"]
+    a, b = _layout_images(tmp_path / "a", "thermal"), _layout_images(tmp_path / "b", "thermal")
+    changed = sorted(k for k in a if not np.array_equal(a[k], b[k]))
+    assert changed == ["images/thermal/person1/1.png", "images/thermal/person4/2.png"]
+    eye = (slice(48, 56), slice(34, 42))  # the left eye of the 112 template
+    assert b["images/thermal/person1/1.png"][eye].mean() < a["images/thermal/person1/1.png"][eye].mean() - 20
+    listing.write_text("person1/7.png\n")
+    with pytest.raises(DatasetError, match=r"match no VIS photo: \['person1/7.png'\]"):
+        prepare_folder.main(base + ["--out", str(tmp_path / "c"), "--glasses", str(listing)])
+    with pytest.raises(DatasetError, match="needs --severity realistic"):
+        prepare_folder.main(base + ["--out", str(tmp_path / "c"), "--glasses", str(listing), "--severity", "mild"])
+    with pytest.raises(DatasetError, match="needs --pseudo"):
+        prepare_folder.main(["--source", str(crops), "--out", str(tmp_path / "c"), "--glasses", str(listing)])

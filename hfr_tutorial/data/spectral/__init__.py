@@ -81,7 +81,8 @@ def settings_for(modality: str, severity: str | NIRSettings | ThermalSettings = 
     cls = NIRSettings if modality == "nir" else ThermalSettings
     if isinstance(severity, (NIRSettings, ThermalSettings)):
         if not isinstance(severity, cls):
-            raise ValueError(f"severity is a {type(severity).__name__}, but modality {modality!r} needs a {cls.__name__}.")
+            raise ValueError(f"severity is a {type(severity).__name__}, but modality {modality!r} needs a "
+                             f"{cls.__name__}.")
         base = severity
     elif severity == "mild":
         bad = sorted(set(overrides) - set(_MILD_KNOBS[modality]))
@@ -180,7 +181,8 @@ def simulation_steps(image: np.ndarray, modality: str, severity: str | NIRSettin
 
     The last image is exactly what :func:`pseudo_nir` / :func:`pseudo_thermal` return for the same
     arguments.  The mild severity is one step (``[("photo", ...), ("mild <modality>", ...)]``).
-    ``camera_seed``: the thermal camera's fixed pattern.  For notebook 00's figure of a real photo through a simulated sensor.
+    ``camera_seed``: the thermal camera's fixed pattern.  For notebook 00's figure of a real photo
+    through a simulated sensor.
     """
     settings = settings_for(modality, severity, **overrides)
     rgb = np.asarray(image)

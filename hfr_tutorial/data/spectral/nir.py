@@ -219,12 +219,12 @@ def sensor_noise(nir: np.ndarray, rng: np.random.Generator | None, shot: float, 
     x = np.asarray(nir, _F)
     h, w = x.shape
     if native_size and native_size != w:
-        x = np.asarray(Image.fromarray(x, mode="F").resize((native_size, native_size), Image.BOX), _F)
+        x = np.asarray(Image.fromarray(np.ascontiguousarray(x)).resize((native_size, native_size), Image.BOX), _F)
     if rng is not None and (shot > 0 or read > 0):
         sd = np.sqrt(shot ** 2 * np.clip(x, 0, 1) + read ** 2)
         x = x + sd * rng.standard_normal(x.shape).astype(_F)
     if x.shape != (h, w):
-        x = np.asarray(Image.fromarray(x.astype(_F), mode="F").resize((w, h), Image.BILINEAR), _F)
+        x = np.asarray(Image.fromarray(np.ascontiguousarray(x, dtype=_F)).resize((w, h), Image.BILINEAR), _F)
     return np.clip(x, 0, 1).astype(_F)
 
 

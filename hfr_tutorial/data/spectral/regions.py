@@ -16,7 +16,8 @@ that knowledge, both cheap and deterministic:
 
 Glasses are **not detected**: at 112x112 a rule on edges or colour confuses frames with brows,
 shadows and wrinkles (and rimless glasses leave almost nothing to see), and no trained detector
-runs offline here.  Pass ``glasses=True`` for photos you know show glasses; :func:`glasses_mask`
+runs offline here.  Pass ``glasses=True`` for photos you know show glasses (``prepare_folder.py
+--glasses FILE`` for a folder); :func:`glasses_mask`
 then gives the lenses' place from the landmarks.  Without it a face with glasses is simulated as
 if the lenses were skin and eyes (wrong in thermal, where glass is opaque and cold).
 
@@ -61,10 +62,10 @@ class FaceRegions:
     ``face``: the face ellipse (forehead to chin); ``head``: face plus hair; ``skin``: bare skin;
     ``hair``: head that is not skin (hair, hats, a beard); ``brows``: dark band above each eye;
     ``background``: ``1 - head``; ``face_r2``: the squared normalised radius of the face ellipse
-    (0 at its centre, 1 on its edge: a stand-in for the face's curvature); ``irises`` (5, 2) landmarks refined so the eye points sit on the
-    darkest spot near the template's (the iris); ``eye_d``: the distance between the eyes in
-    pixels; ``colour``: whether the photo had colour (else skin is guessed from the ellipse and
-    darkness only).
+    (0 at its centre, 1 on its edge: a stand-in for the face's curvature); ``landmarks``: the
+    (5, 2) points used; ``irises``: (2, 2) eye points moved to the darkest spot near the
+    template's (the iris); ``eye_d``: the distance between the eyes in pixels; ``colour``:
+    whether the photo had colour (else skin is guessed from the ellipse and darkness only).
     """
 
     face: np.ndarray

@@ -92,7 +92,8 @@ class ThermalSettings:
         if not self.skin > self.ambient:
             raise ValueError(f"ThermalSettings: skin ({self.skin} C) must be warmer than ambient ({self.ambient} C).")
         if not 8 <= int(self.native_size) <= 1024:
-            raise ValueError(f"ThermalSettings: native_size={self.native_size}; give 8-1024 sensor pixels across the face crop.")
+            raise ValueError(f"ThermalSettings: native_size={self.native_size}; give 8-1024 sensor pixels across "
+                             "the face crop.")
         if min(self.netd, self.fpn, self.column, self.psf, self.relief, self.edge_loss) < 0:
             raise ValueError("ThermalSettings: noise, blur, relief and edge_loss must be >= 0.")
         lo, hi = self.agc
@@ -208,7 +209,7 @@ def microbolometer_sampling(temp: np.ndarray, native_size: int) -> np.ndarray:
     t = np.asarray(temp, _F)
     if t.shape[0] == native_size and t.shape[1] == native_size:
         return t.copy()
-    return np.asarray(Image.fromarray(t, mode="F").resize((native_size, native_size), Image.BOX), _F)
+    return np.asarray(Image.fromarray(np.ascontiguousarray(t)).resize((native_size, native_size), Image.BOX), _F)
 
 
 def fixed_pattern_noise(shape: tuple[int, int], camera_seed: int, pixel: float, column: float) -> np.ndarray:
@@ -245,7 +246,7 @@ def upscale(x: np.ndarray, size: tuple[int, int]) -> np.ndarray:
     a = np.asarray(x, _F)
     if a.shape == (h, w):
         return a.copy()
-    return np.asarray(Image.fromarray(a, mode="F").resize((w, h), Image.BILINEAR), _F)
+    return np.asarray(Image.fromarray(np.ascontiguousarray(a)).resize((w, h), Image.BILINEAR), _F)
 
 
 # ---------------------------------------------------------------------- the chain
