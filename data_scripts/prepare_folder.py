@@ -17,11 +17,11 @@ first, the last, and between): a quick, smaller layout.
 Each photo goes through dlib's face detector and 68-point landmarks
 (:mod:`hfr_tutorial.data.detect`), reduced to five points and aligned to the 112x112 template
 (:func:`hfr_tutorial.data.align.align_face`).  With several faces the largest is taken (a photo of
-a person is centred on that person); a photo with no face found is **centre-cropped**, and every
-such photo, like every photo with several faces, is listed in ``alignment_report.csv`` and in the
-summary: nothing is dropped silently.  A photo where no face is found is tried once more with a
+a person is centred on that person).  A photo where no face is found is tried once more with a
 border of its mean colour around it: tight face crops (Extended Yale B's) leave the detector no
-margin, and then it finds them (recorded as "detected (padded)").  ``--detector none``
+margin, and then it finds them (recorded as "detected (padded)").  A photo with no face found even
+then is **centre-cropped**, and every such photo, like every photo with several faces, is listed in
+``alignment_report.csv`` and in the summary: nothing is dropped silently.  ``--detector none``
 centre-crops everything (faces already cropped).
 
 ``--palette NAME|auto`` (thermal photos only): thermal exports in false colour (``ironbow``,
@@ -40,8 +40,9 @@ active NIR light, glints, pupils), calibrated so that the official EdgeFace-XXS 
 published unadapted thermal gap; ``--severity mild`` is the earlier, gentle simulation.  The
 severity is recorded in ``dataset.json``.  Glasses are not detected: ``--glasses FILE`` lists the
 VIS photos that show them (``<identity>/<file>``, one a line), simulated with cold, opaque lenses in
-thermal and lens glints in NIR; every other face is simulated bare.  Simulated images are practice data: they say nothing
-about a given sensor's noise, optics or emissivity, nor about a person's real heat pattern.
+thermal and lens glints in NIR; every other face is simulated bare.  Simulated images are practice
+data: they say nothing about a given sensor's noise, optics or emissivity, nor about a person's real
+heat pattern.
 
 Splits (seeded, identity-disjoint): fractions of identities for train, dev and eval
 (``--split``, default 0.5,0.2,0.3).  Dev and eval need identities with at least two VIS photos:
@@ -146,7 +147,8 @@ def parse_palette(text: str | None) -> str | None:
         return None
     key = text.strip().lower()
     if key != "auto" and key not in PALETTES:
-        raise DatasetError(f"--palette {text!r}: unknown; choose one of {list(PALETTES)} or auto (e.g. --palette ironbow).")
+        raise DatasetError(f"--palette {text!r}: unknown; choose one of {list(PALETTES)} or auto "
+                           "(e.g. --palette ironbow).")
     return key
 
 
@@ -163,7 +165,8 @@ def parse_split(text: str) -> tuple[float, float, float]:
 
 # ---------------------------------------------------------------------- finding the photos
 
-def scan_sources(sources: Sequence[Path], modality: str, per_identity: int = 0) -> tuple[list[dict[str, Any]], list[str]]:
+def scan_sources(sources: Sequence[Path], modality: str,
+                 per_identity: int = 0) -> tuple[list[dict[str, Any]], list[str]]:
     """Every photo as ``{source, identity, modality, name, key}``, and notes on what was ignored.
 
     ``per_identity`` > 0 keeps that many photos of each identity and modality, evenly spread over
@@ -337,10 +340,11 @@ def settings_of(args: argparse.Namespace, pseudo: list[str]) -> dict[str, Any]:
 
 
 def _glasses_entries(path: Path | None) -> list[str] | None:
-    """The non-empty lines of a ``--glasses`` file, sorted (part of the settings: a changed list is a changed layout)."""
+    """The entries of a ``--glasses`` file, sorted (part of the settings: a changed list is a changed layout)."""
     if path is None or not Path(path).is_file():
         return None
-    return sorted(ln.split("#", 1)[0].strip() for ln in Path(path).read_text().splitlines() if ln.split("#", 1)[0].strip())
+    entries = (ln.split("#", 1)[0].strip() for ln in Path(path).read_text().splitlines())
+    return sorted(e for e in entries if e)
 
 
 def pseudo_seed(seed: int, modality: str, vis_path: str) -> int:
@@ -413,7 +417,8 @@ def simulation_settings(severity: str, pseudo: Sequence[str]) -> dict[str, Any]:
     out: dict[str, Any] = {}
     for mod in pseudo:
         st = settings_for(mod, severity)
-        out[mod] = "mild (hfr_tutorial.data.spectral.mild defaults)" if st is None else json.loads(json.dumps(asdict(st)))
+        out[mod] = ("mild (hfr_tutorial.data.spectral.mild defaults)" if st is None
+                    else json.loads(json.dumps(asdict(st))))  # tuples as lists, as dataset.json reads back
     return out
 
 
@@ -467,7 +472,7 @@ def choose_palettes(photos: list[dict[str, Any]], palette: str | None) -> dict[s
 
 
 def to_white_hot(img: np.ndarray, palette: str) -> tuple[np.ndarray, float]:
-    """A thermal export in ``palette`` as one white-hot channel (uint8 (H, W, 3)), and the share of pixels off the curve."""
+    """A thermal export in ``palette`` as one white-hot channel (uint8 (H, W, 3)); the share of pixels off the curve."""
     grey, dist = palette_to_grey(img, palette)
     return np.repeat(grey[..., None], 3, axis=2), float((dist > DEFAULT_TOLERANCE).mean())
 
