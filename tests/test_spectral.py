@@ -71,7 +71,8 @@ def test_thermal_is_blurred_and_warm_faced(faces, severity):
     imgs, _, _ = faces
     for img in imgs[::5]:
         th = pseudo_thermal(img, seed=None, severity=severity)[..., 0].astype(float)
-        assert _detail(np.dstack([th] * 3)) < 0.5 * _detail(img)
+        if severity == "mild":  # realistic keeps sensor-scale detail (fixed-pattern noise): see the texture test
+            assert _detail(np.dstack([th] * 3)) < 0.5 * _detail(img)
         centre = th[40:80, 35:77].mean()
         corners = np.mean([th[:8, :8].mean(), th[:8, -8:].mean()])
         assert centre > corners + 60  # the face is warmer than the room
@@ -112,11 +113,23 @@ def test_thermal_ignores_colour_cast(faces, severity):
 
 
 def test_realistic_thermal_has_no_skin_texture_and_nir_keeps_more_of_the_face(faces):
-    """Thermal keeps far less of the photo's fine structure than NIR does (emission, a few sensor pixels)."""
+    """The skin's fine structure (pores, wrinkles, freckles) barely survives in thermal; NIR keeps most of it.
+
+    Measured on skin patches (cheeks, forehead) as the correlation between the photo's Laplacian and
+    the simulated image's (here: thermal ~0.19, NIR ~0.82, the mild thermal ~0.35).
+    """
     imgs, _, _ = faces
-    th_ratio = np.mean([_detail(pseudo_thermal(i, seed=None)) / _detail(i) for i in imgs[::7]])
-    nir_ratio = np.mean([_detail(pseudo_nir(i, seed=None)) / _detail(i) for i in imgs[::7]])
-    assert th_ratio < 0.35 and nir_ratio > th_ratio
+    patches = [(slice(68, 88), slice(24, 40)), (slice(68, 88), slice(72, 88)), (slice(18, 34), slice(40, 72))]
+
+    def texture_corr(sim, img):
+        ls, li = laplace(_grey(sim)), laplace(_grey(img))
+        a = np.concatenate([ls[p].ravel() for p in patches])
+        b = np.concatenate([li[p].ravel() for p in patches])
+        return np.corrcoef(a, b)[0, 1]
+
+    th = np.nanmean([texture_corr(pseudo_thermal(i, seed=None), i) for i in imgs[::7]])
+    nir = np.nanmean([texture_corr(pseudo_nir(i, seed=None), i) for i in imgs[::7]])
+    assert th < 0.3 and nir > th + 0.4
 
 
 def test_simulation_steps_on_a_real_photo(faces):
