@@ -1,7 +1,9 @@
 """Your own photos -> standard layout: detect, align, (optionally) simulate NIR/thermal, split.
 
     python data_scripts/prepare_folder.py --source DIR [DIR ...] --out LAYOUT \\
-        [--modality vis] [--pseudo nir,thermal] [--size 112] [--split 0.5,0.2,0.3] [--seed 0] \\
+        [--modality vis] [--pseudo nir,thermal] [--severity realistic|mild] [--palette NAME|auto] \\
+        [--glasses FILE] [--size 112] [--split 0.5,0.2,0.3] [--seed 0] [--per-identity N] \\
+        [--near-duplicate BITS] \\
         [--detector hog|cnn|none] [--skip-unreadable] [--overwrite] [--no-progress]
 
 Input, per ``--source`` folder, either ``<source>/<identity>/<image>`` (one modality, named by
@@ -23,22 +25,41 @@ the hash; ``dataset.json["identity_folders"]`` maps every identity back to its f
 sources, identities are prefixed by their source's folder name (numbered when two sources have the
 same folder name): a folder ``anna`` in two sources is two identities, never merged, because equal
 folder names in two collections do not make one person, and merging two people would train and
-score them as one.  To combine a person's photos, put them in one folder.
+score them as one.  To combine a person's photos, put them in one folder.  ``--per-identity N``
+keeps N photos of each identity (and modality), evenly spread over their natural order (the first,
+the last, and between): a quick, smaller layout.
 
 Each photo goes through dlib's face detector and 68-point landmarks
 (:mod:`hfr_tutorial.data.detect`), reduced to five points and aligned to the 112x112 template
 (:func:`hfr_tutorial.data.align.align_face`).  With several faces the largest is taken (a photo of
-a person is centred on that person); a photo with no face found is **centre-cropped**, and every
-such photo, like every photo with several faces, is listed in ``alignment_report.csv`` and in the
-summary: nothing is dropped silently.  ``--detector none`` centre-crops everything (faces already
-cropped).  ``--size`` must be a multiple of 16 (EdgeFace's input); any size but 112, the official
-weights' input, is warned about and noted in ``dataset.json["image_size_warning"]``.
+a person is centred on that person).  A photo where no face is found is tried once more with a
+border of its mean colour around it: tight face crops (Extended Yale B's) leave the detector no
+margin, and then it finds them (recorded as "detected (padded)").  A photo with no face found even
+then is **centre-cropped**, and every such photo, like every photo with several faces, is listed in
+``alignment_report.csv`` and in the summary: nothing is dropped silently.  ``--detector none``
+centre-crops everything (faces already cropped).  ``--size`` must be a multiple of 16 (EdgeFace's
+input); any size but 112, the official weights' input, is warned about and noted in
+``dataset.json["image_size_warning"]``.
+
+``--palette NAME|auto`` (thermal photos only): thermal exports in false colour (``ironbow``,
+``inferno``, ``rainbow``) or ``black-hot`` are mapped back to one white-hot channel by the nearest
+colour on the palette's curve (:mod:`hfr_tutorial.data.thermal_palettes`) before alignment, so the
+model sees what a thermal sensor measured.  ``auto`` detects the palette per source folder and
+stops, before any work, showing the figures, when the guess is not confident (then name it).  The
+palette and the share of pixels off its curve (overlays, text) are recorded in ``dataset.json``.
 
 ``--pseudo nir,thermal`` adds simulated modalities made from each aligned VIS face by
 :mod:`hfr_tutorial.data.spectral` (landmarks: the template's, since the face is aligned), so a user
 with only RGB photos gets a practice cross-spectral set; ``dataset.json["simulated_modalities"]``
-says which modalities are simulated.  Simulated images show what the method does with a shift of
-low-level appearance; they say nothing about a real sensor's noise, optics or emissivity.
+says which modalities are simulated.  ``--severity realistic`` (default) models the sensors (emission
+without colour or texture, a microbolometer's few pixels, fixed-pattern noise, automatic gain;
+active NIR light, glints, pupils), calibrated so that the official EdgeFace-XXS shows about the
+published unadapted thermal gap; ``--severity mild`` is the earlier, gentle simulation.  The
+severity is recorded in ``dataset.json``.  Glasses are not detected: ``--glasses FILE`` lists the
+VIS photos that show them (``<identity>/<file>``, one a line), simulated with cold, opaque lenses in
+thermal and lens glints in NIR; every other face is simulated bare.  Simulated images are practice
+data: they say nothing about a given sensor's noise, optics or emissivity, nor about a person's real
+heat pattern.
 
 Splits (seeded, identity-disjoint), decided before any alignment: fractions of identities for
 train, dev and eval (``--split``, default 0.5,0.2,0.3).  Dev and eval need identities with at least
@@ -49,16 +70,21 @@ score needs an impostor pair); a split that would give one is refused with a ``-
 works.  Identities with a single photo go to train.  One protocol, ``default``.  Identical photos
 (the same bytes) are found by their SHA-256: under two identities in different splits they are
 refused (a leak), otherwise listed (``dataset.json["duplicates"]``); a probe identical to its
-identity's gallery photo is left out of the protocol.
+identity's gallery photo is left out of the protocol.  So are probes whose aligned face is a
+near-duplicate of the gallery face (the same picture re-encoded or re-cropped, or a neighbouring
+video frame: difference hashes of the aligned faces within ``--near-duplicate`` bits of 256,
+default 20, 0 turns the check off), with their simulated copies; they are listed in the notes.
 
 The source is never written to.  Work goes to ``<out>.partial`` and is renamed to ``<out>`` at the
 end.  Every image is written to a scratch file and renamed into place, and an interrupted run
 resumes only from the images whose bytes it verifies against its log (a photo whose source
 changed, or whose output is damaged, is redone); a ``.partial`` left with other alignment settings
-is cleared by the next run.  A finished layout is "up to date" (left as it is) only when it was
-written with the same arguments from the same photos: ``source_manifest.csv`` lists every photo
-read (name, size, modification time); when the photos changed, or the arguments differ, replacing
-the layout needs ``--overwrite``, and the message says what changed.
+(or another ``--palette``) is cleared by the next run, and simulated images made with other
+simulation settings (``--seed``, ``--severity``, ``--glasses`` ...) are made again.  A finished
+layout is "up to date" (left as it is) only when it was written with the same arguments from the
+same photos: ``source_manifest.csv`` lists every photo read (name, size, modification time); when
+the photos changed, or the arguments differ, replacing the layout needs ``--overwrite``, and the
+message says what changed.
 
 Taught in ``notebooks/07_real_edgeface.ipynb`` (a practice layout from real photos); the layout
 itself in ``notebooks/00_data_and_modality_gap.ipynb`` ("Bring your own data").
@@ -93,6 +119,8 @@ from hfr_tutorial.data.align import template
 from hfr_tutorial.data.faceset import KNOWN_MODALITIES
 from hfr_tutorial.data.imageio import too_large_message
 from hfr_tutorial.data.layout import LAYOUT_FORMAT, LAYOUT_VERSION, PROTOCOL_COLUMNS, RootGuard, validate_layout
+from hfr_tutorial.data.spectral import DEFAULT_SEVERITY, SEVERITIES
+from hfr_tutorial.data.thermal_palettes import DEFAULT_TOLERANCE, PALETTES, detect_palette, palette_to_grey
 
 IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".pgm", ".ppm", ".bmp", ".tif", ".tiff")
 CONVERTIBLE = (".gif", ".webp", ".heic", ".heif", ".avif", ".jxl", ".jp2", ".dng", ".cr2", ".cr3", ".nef", ".arw",
@@ -111,6 +139,8 @@ REPORT = "alignment_report.csv"
 MANIFEST = "source_manifest.csv"
 SCRATCH = ".writing.png"
 LIST_CAP = 1000  # paths listed per kind in dataset.json (the counts are exact)
+NEAR_DUPLICATE_BITS = 20  # of a 256-bit difference hash; LFW's two re-cropped pairs: 10 and 17, other LFW pairs >= 33
+PALETTE_MIN_CONFIDENCE = 0.75  # --palette auto: share of pixels on the winning curve
 
 
 # ---------------------------------------------------------------------- arguments
@@ -125,6 +155,19 @@ def build_parser() -> argparse.ArgumentParser:
                    help="modality of a <source>/<identity>/<image> folder (default vis)")
     p.add_argument("--pseudo", default="", metavar="MODS",
                    help="simulated modalities to add from every VIS face, comma-separated: nir,thermal (default none)")
+    p.add_argument("--severity", default=DEFAULT_SEVERITY, choices=SEVERITIES,
+                   help="how hard the simulated sensors are: realistic (default, calibrated on a real model) or mild")
+    p.add_argument("--palette", default=None, metavar="NAME|auto",
+                   help="thermal photos exported in a palette: " + ", ".join(PALETTES) + " or auto (detect); mapped "
+                        "back to one white-hot channel (default: used as they are)")
+    p.add_argument("--glasses", type=Path, default=None, metavar="FILE",
+                   help="a list of the VIS photos that show glasses (<identity>/<file>, one a line): simulated with "
+                        "cold, opaque lenses in thermal and glints in NIR (glasses are not detected)")
+    p.add_argument("--per-identity", type=int, default=0, metavar="N",
+                   help="keep N photos of each identity, evenly spread over their natural order (default 0: all)")
+    p.add_argument("--near-duplicate", type=int, default=NEAR_DUPLICATE_BITS, metavar="BITS",
+                   help="probes within BITS (of 256) of their gallery face's difference hash are left out "
+                        f"(default {NEAR_DUPLICATE_BITS}; 0: no check)")
     p.add_argument("--size", type=int, default=112,
                    help="side of the aligned faces in pixels, a multiple of 16 (default 112, the official weights' input)")
     p.add_argument("--split", default="0.5,0.2,0.3", metavar="TRAIN,DEV,EVAL",
@@ -149,6 +192,24 @@ def parse_pseudo(text: str) -> list[str]:
         raise DatasetError(f"--pseudo {text!r}: {bad} cannot be simulated; choose from {list(PSEUDO)} "
                            "(e.g. --pseudo nir,thermal).")
     return sorted(set(mods), key=PSEUDO.index)
+
+
+def parse_palette(text: str | None) -> str | None:
+    """``--palette``: a palette name of :data:`hfr_tutorial.data.thermal_palettes.PALETTES`, ``auto`` or ``None``."""
+    if text is None:
+        return None
+    key = text.strip().lower()
+    if key != "auto" and key not in PALETTES:
+        raise DatasetError(f"--palette {text!r}: unknown; choose one of {list(PALETTES)} or auto "
+                           "(e.g. --palette ironbow).")
+    return key
+
+
+def check_per_identity(n: int) -> int:
+    """``--per-identity``: 0 (all photos) or a positive number of photos per identity."""
+    if n < 0:
+        raise DatasetError(f"--per-identity {n}: give a number of photos (0 keeps all).")
+    return int(n)
 
 
 def parse_split(text: str) -> tuple[float, float, float]:
@@ -300,10 +361,23 @@ def _walk(folder: Path, rel: str, guard: RootGuard, src: Path, scan: Scan, seen:
     return found
 
 
-def scan_sources(sources: Sequence[Path], modality: str) -> Scan:
-    """Every photo as ``{source, identity, modality, name, key, size, mtime_ns}``, and what was not taken."""
+def spread(items: Sequence[Any], n: int) -> list[Any]:
+    """``n`` of ``items`` evenly spread over their order (the first, the last and between: a video's frames far
+    apart); all of them when ``n`` is 0 or there are no more than ``n``."""
+    if not n or len(items) <= n:
+        return list(items)
+    return [items[int(i)] for i in np.round(np.linspace(0, len(items) - 1, n))]
+
+
+def scan_sources(sources: Sequence[Path], modality: str, per_identity: int = 0) -> Scan:
+    """Every photo as ``{source, identity, modality, name, key, size, mtime_ns}``, and what was not taken.
+
+    ``per_identity`` > 0 keeps that many photos of each identity and modality (:func:`spread`); the
+    count left out is in the notes.
+    """
     sources = _check_sources(sources)
     scan = Scan()
+    n_found = 0
     labels = source_labels(sources)
     if len(sources) > 1:
         scan.labels = {lab: printable(str(Path(s).resolve())) for lab, s in zip(labels, sources)}
@@ -349,7 +423,8 @@ def scan_sources(sources: Sequence[Path], modality: str) -> Scan:
                 found = _walk(ident_dir, "", guard, src, scan, set())
                 if not found:
                     scan.skip("empty", f"{src.name}/{ident_dir.relative_to(src).as_posix()}/")
-                for f, rel in found:
+                n_found += len(found)
+                for f, rel in spread(found, per_identity):
                     stem, _ = readable_name(rel.rsplit(".", 1)[0].replace("/", "_"))
                     st = f.stat()
                     scan.photos.append({"source": f, "identity": identity, "modality": mod, "name": stem,
@@ -367,6 +442,9 @@ def scan_sources(sources: Sequence[Path], modality: str) -> Scan:
                                f"images/{target}.png (their names differ only in characters a layout cannot keep, or "
                                "in the extension); rename one.")
         seen[target] = ph["source"]
+    if len(scan.photos) < n_found:
+        scan.notes.append(f"--per-identity {per_identity}: {len(scan.photos)} of the {n_found} photos were kept (at "
+                          "most that many of each identity and modality, evenly spread)")
     scan.notes += _skip_notes(scan)
     return scan
 
@@ -567,21 +645,73 @@ def find_duplicates(photos: Sequence[dict[str, Any]], split: dict[str, str]) -> 
     return notes, [[printable(ph["key"]) for ph in g] for g in dup]
 
 
-def protocol_rows(records: list[dict[str, Any]], split: dict[str, str]) -> tuple[list[dict[str, str]], int]:
-    """Rows of ``default.csv`` and how many probe copies of a gallery photo were left out.
-
-    Train images are ``train``; in dev/eval the first VIS photo is the gallery; a probe that is
-    the gallery photo again (a simulated copy of it, or a byte-identical duplicate) is left out.
-    """
-    rows = []
+def gallery_photos(records: Sequence[dict[str, Any]]) -> dict[str, dict[str, Any]]:
+    """{identity: record of its gallery photo}: its first real VIS photo in natural order."""
     gallery: dict[str, dict[str, Any]] = {}
     for r in sorted((r for r in records if r["modality"] == "vis" and "from_vis" not in r),
                     key=lambda r: natural_key(r["name"])):
         gallery.setdefault(r["identity"], r)
+    return gallery
+
+
+def difference_hash(image: np.ndarray, side: int = 16) -> np.ndarray:
+    """A ``side`` x ``side`` difference hash (bool): is each pixel of a small grey copy brighter than its left one.
+
+    Robust to re-encoding, small crops and brightness changes, so two copies of one picture hash
+    within a few bits, while two photos of a person taken apart differ in about half of them.
+    """
+    grey = Image.fromarray(np.asarray(image)).convert("L").resize((side + 1, side), Image.BILINEAR)
+    a = np.asarray(grey, dtype=np.float32)
+    return (a[:, 1:] > a[:, :-1]).ravel()
+
+
+def near_duplicate_probes(records: Sequence[dict[str, Any]], split: dict[str, str], root: Path,
+                          bits: int) -> dict[tuple[str, str], int]:
+    """{(identity, VIS name): distance} of dev/eval VIS photos within ``bits`` of their gallery photo's hash.
+
+    Hashes of the aligned faces under ``root``; ``bits`` 0 turns the check off.  A photo byte-identical
+    to the gallery photo is not listed here: :func:`protocol_rows` leaves it out as an identical copy.
+    """
+    if bits <= 0:
+        return {}
+    gallery = gallery_photos(records)
+    out: dict[tuple[str, str], int] = {}
+    hashes: dict[str, np.ndarray] = {}
+
+    def hash_of(r: dict[str, Any]) -> np.ndarray:
+        if r["path"] not in hashes:
+            with Image.open(root / r["path"]) as im:
+                hashes[r["path"]] = difference_hash(np.asarray(im.convert("RGB")))
+        return hashes[r["path"]]
+
+    for r in records:
+        g = gallery.get(r["identity"])
+        if (r["modality"] != "vis" or "from_vis" in r or split.get(r["identity"]) not in ("dev", "eval")
+                or g is None or r is g or (g.get("sha256") is not None and r.get("sha256") == g["sha256"])):
+            continue
+        d = int((hash_of(r) != hash_of(g)).sum())
+        if d <= bits:
+            out[(r["identity"], r["name"])] = d
+    return out
+
+
+def protocol_rows(records: list[dict[str, Any]], split: dict[str, str],
+                  exclude: set[tuple[str, str]] | dict[tuple[str, str], int] = frozenset()
+                  ) -> tuple[list[dict[str, str]], int]:
+    """Rows of ``default.csv`` and how many probe copies of a gallery photo were left out.
+
+    Train images are ``train``; in dev/eval the first VIS photo is the gallery; a probe that is
+    the gallery photo again (a simulated copy of it, or a byte-identical duplicate) is left out,
+    and so is (with ``exclude``, pairs of identity and VIS photo name: :func:`near_duplicate_probes`)
+    a near-duplicate of it or a simulated copy of one.
+    """
+    rows = []
+    gallery = gallery_photos(records)
     copies = 0
     for r in records:
         s = split[r["identity"]]
         g = gallery.get(r["identity"])
+        source_photo = r.get("from_vis", r["name"] if r["modality"] == "vis" else None)
         if s == "train":
             role = "train"
         elif g is not None and r is g:
@@ -590,6 +720,8 @@ def protocol_rows(records: list[dict[str, Any]], split: dict[str, str]) -> tuple
                                 or (g.get("sha256") is not None and r.get("sha256") == g["sha256"])):
             copies += r.get("from_vis") != g["name"]  # simulated copies of the gallery are expected, not counted
             continue  # the gallery picture again: it would match itself
+        elif source_photo is not None and (r["identity"], source_photo) in exclude:
+            continue  # a near-duplicate of the gallery photo (or a simulated copy of one)
         else:
             role = "probe"
         rows.append({"split": s, "role": role, "identity": r["identity"], "modality": r["modality"], "path": r["path"]})
@@ -599,16 +731,163 @@ def protocol_rows(records: list[dict[str, Any]], split: dict[str, str]) -> tuple
 # ---------------------------------------------------------------------- the run
 
 def settings_of(args: argparse.Namespace, pseudo: list[str]) -> dict[str, Any]:
+    """The arguments that decide the layout (recorded in ``dataset.json["prepare_folder"]``)."""
     return {"sources": [printable(str(Path(s).resolve())) for s in args.source], "modality": args.modality,
-            "pseudo": pseudo, "size": int(args.size), "split": list(parse_split(args.split)), "seed": int(args.seed),
+            "pseudo": pseudo, "severity": args.severity if pseudo else None, "palette": parse_palette(args.palette),
+            "size": int(args.size), "split": list(parse_split(args.split)), "seed": int(args.seed),
+            "per_identity": int(args.per_identity), "near_duplicate": int(args.near_duplicate),
+            "glasses": _glasses_entries(args.glasses),
             "detector": args.detector, "crop_fraction": float(args.crop_fraction),
             "skip_unreadable": bool(args.skip_unreadable)}
 
 
-ALIGNMENT_KEYS = ("sources", "modality", "size", "detector", "crop_fraction")
+ALIGNMENT_KEYS = ("sources", "modality", "palette", "size", "detector", "crop_fraction")
 """The settings an aligned photo depends on: a ``.partial`` made with others is cleared, not resumed."""
-SIMULATION_KEYS = ("size", "pseudo", "seed")
+SIMULATION_KEYS = ("size", "pseudo", "seed", "severity", "glasses")
 """The settings a simulated image depends on: simulated images made with others are made again."""
+
+
+def _glasses_lines(path: Path) -> list[str]:
+    """The entries of a ``--glasses`` file (comments and blank lines dropped); DatasetError when it cannot be read."""
+    try:
+        text = Path(path).read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as err:
+        raise DatasetError(f"--glasses {path}: cannot be read ({err}). Give a UTF-8 text file listing one "
+                           "<identity>/<file> a line.") from None
+    return [e for e in (ln.split("#", 1)[0].strip() for ln in text.splitlines()) if e]
+
+
+def _glasses_entries(path: Path | None) -> list[str] | None:
+    """The entries of a ``--glasses`` file, sorted (part of the settings: a changed list is a changed layout)."""
+    return None if path is None else sorted(_glasses_lines(path))
+
+
+def pseudo_seed(seed: int, modality: str, vis_path: str) -> int:
+    """The simulation seed of one simulated image: from ``--seed``, the modality and the VIS face's layout path.
+
+    Stable across runs, interruptions and machines, and different for every image and modality.
+    """
+    return int(hashlib.sha1(f"{seed}:{modality}:{vis_path}".encode()).hexdigest()[:8], 16)
+
+
+def simulate_face(face: np.ndarray, modality: str, severity: Any, seed: int, vis_path: str,
+                  glasses: bool = False) -> np.ndarray:
+    """The simulated ``modality`` image of one aligned VIS face, exactly as ``--pseudo`` writes it.
+
+    The thermal camera's fixed pattern is the same for the whole layout (``camera_seed=seed``: one
+    camera); the temporal noise differs per image (:func:`pseudo_seed`).  ``glasses``: the photo
+    shows glasses (``--glasses``; realistic severity only).
+    """
+    from hfr_tutorial.data.spectral import simulate
+
+    lm = template(face.shape[0])[None].astype(np.float32)
+    extra = {"camera_seed": int(seed)} if modality == "thermal" and severity != "mild" else {}
+    return simulate(face[None], modality, lm, seed=pseudo_seed(seed, modality, vis_path), severity=severity,
+                    glasses=[True] if glasses else None, **extra)[0]
+
+
+def read_glasses_list(path: Path | None, photos: list[dict[str, Any]], severity: str) -> set[str]:
+    """The VIS photos (``source`` paths) named in a ``--glasses`` file, checked before any work.
+
+    One photo per line, as ``<identity>/<file>`` (the file name, with or without extension), or its
+    path relative to its ``--source`` folder; ``#`` starts a comment.  A line matching no photo stops
+    the run: a typo would silently simulate bare eyes behind cold glasses.
+    """
+    if path is None:
+        return set()
+    if severity == "mild":
+        raise DatasetError("--glasses needs --severity realistic (the mild simulation has no glasses).")
+    lines = _glasses_lines(path)
+    index: dict[str, str] = {}
+    for ph in photos:
+        if ph["modality"] != "vis":
+            continue
+        src = str(ph["source"])
+        stem = Path(ph["key"]).with_suffix("").as_posix()
+        for k in (ph["key"], stem, f"{ph['identity']}/{ph['name']}", f"{ph['identity']}/{Path(ph['source']).name}",
+                  f"{Path(ph['source']).parent.name}/{Path(ph['source']).name}",
+                  f"{Path(ph['source']).parent.name}/{Path(ph['source']).stem}"):
+            index.setdefault(k, src)
+    chosen, missing = set(), []
+    for ln in lines:
+        if ln in index:
+            chosen.add(index[ln])
+        else:
+            missing.append(ln)
+    if missing:
+        raise DatasetError(f"--glasses {path}: {len(missing)} line(s) match no VIS photo: {missing[:10]}. Write "
+                           "<identity>/<file> or the path under its --source folder.")
+    return chosen
+
+
+def simulation_settings(severity: str, pseudo: Sequence[str]) -> dict[str, Any]:
+    """The simulated sensors' settings behind ``severity``, for ``dataset.json`` (what made these images)."""
+    from dataclasses import asdict
+
+    from hfr_tutorial.data.spectral import settings_for
+
+    out: dict[str, Any] = {}
+    for mod in pseudo:
+        st = settings_for(mod, severity)
+        out[mod] = ("mild (hfr_tutorial.data.spectral.mild defaults)" if st is None
+                    else json.loads(json.dumps(asdict(st))))  # tuples as lists, as dataset.json reads back
+    return out
+
+
+def detect_faces(detector: Any, img: np.ndarray, pad: float = 0.25) -> tuple[list[Any], bool]:
+    """Faces in ``img``, largest first, and whether a padded copy was needed.
+
+    dlib's detector needs some context around a face; a tight crop (the face filling the image)
+    is often missed.  A photo with no face found is padded by ``pad`` of its longer side with its
+    mean colour on every side and tried again; landmarks are mapped back to the photo.
+    """
+    faces = detector.detect(img)
+    if faces:
+        return faces, False
+    p = int(round(pad * max(img.shape[:2])))
+    fill = np.round(img.reshape(-1, img.shape[-1]).mean(axis=0)).astype(np.uint8)
+    padded = np.empty((img.shape[0] + 2 * p, img.shape[1] + 2 * p, img.shape[2]), np.uint8)
+    padded[...] = fill
+    padded[p:p + img.shape[0], p:p + img.shape[1]] = img
+    found = detector.detect(padded)
+    moved = [type(f)(box=tuple(v - p for v in f.box), landmarks=f.landmarks - p, score=f.score) for f in found]
+    return moved, bool(moved)
+
+
+def choose_palettes(photos: list[dict[str, Any]], palette: str | None) -> dict[str, dict[str, Any]]:
+    """{source folder: {palette, confidence, note}} for the thermal photos; ``auto`` detects per source.
+
+    A folder holds one camera's exports, so one palette per source; ``auto`` pools up to 16 photos of a
+    source and stops (before any work) when the guess is ambiguous or below
+    :data:`PALETTE_MIN_CONFIDENCE`, showing the fraction of pixels on each palette's curve.
+    """
+    if palette is None:
+        return {}
+    thermal = [ph for ph in photos if ph["modality"] == "thermal"]
+    if not thermal:
+        raise DatasetError(f"--palette {palette}: no thermal photos were found (it applies to "
+                           "<source>/thermal/<identity>/<image> folders, or --modality thermal). Leave --palette out "
+                           "for VIS or NIR photos.")
+    out: dict[str, dict[str, Any]] = {}
+    for root in sorted({ph["root"] for ph in thermal}):
+        if palette != "auto":
+            out[root] = {"palette": palette, "confidence": None, "note": "named with --palette"}
+            continue
+        sample = [ph for ph in thermal if ph["root"] == root][:16]
+        match = detect_palette([read_image(ph["source"]) for ph in sample])
+        shares = ", ".join(f"{k} {v:.0%}" for k, v in sorted(match.fractions.items(), key=lambda kv: -kv[1]))
+        if match.ambiguous or match.confidence < PALETTE_MIN_CONFIDENCE:
+            raise DatasetError(f"--palette auto: the palette of the thermal photos in {printable(root)} is not clear "
+                               f"(best guess {match.name}, {match.confidence:.0%} of pixels on its curve; {shares}; "
+                               f"{match.note}). Name it: --palette {'|'.join(PALETTES)}.")
+        out[root] = {"palette": match.name, "confidence": round(match.confidence, 4), "note": match.note}
+    return out
+
+
+def to_white_hot(img: np.ndarray, palette: str) -> tuple[np.ndarray, float]:
+    """A thermal export in ``palette`` as one white-hot channel (uint8 (H, W, 3)); the share of pixels off the curve."""
+    grey, dist = palette_to_grey(img, palette)
+    return np.repeat(grey[..., None], 3, axis=2), float((dist > DEFAULT_TOLERANCE).mean())
 
 
 def _check_places(out: Path, sources: Sequence[Path]) -> None:
@@ -736,8 +1015,14 @@ def resumable(partial: Path, photos: Sequence[dict[str, Any]]) -> dict[str, dict
 
 
 def align_photos(photos: Sequence[dict[str, Any]], partial: Path, detector: Any, size: int, crop_fraction: float,
-                 progress: bool) -> list[dict[str, Any]]:
-    """Detect and align every photo into ``partial`` (resuming from verified work); one record per photo."""
+                 progress: bool, palettes: dict[str, dict[str, Any]] | None = None) -> list[dict[str, Any]]:
+    """Detect and align every photo into ``partial`` (resuming from verified work); one record per photo.
+
+    ``palettes`` (:func:`choose_palettes`): thermal photos of those sources are mapped back to one
+    white-hot channel first (:func:`to_white_hot`); a face not found is looked for again with a
+    border (:func:`detect_faces`).
+    """
+    palettes = palettes or {}
     from tqdm import tqdm
 
     done = resumable(partial, photos)
@@ -752,9 +1037,13 @@ def align_photos(photos: Sequence[dict[str, Any]], partial: Path, detector: Any,
                 records.append(done[key])
                 continue
             img = read_image(ph["source"])
-            faces = detector.detect(img) if detector is not None else []
+            palette, off_palette = None, None
+            if ph["modality"] == "thermal" and ph.get("root") in palettes:
+                palette = palettes[ph["root"]]["palette"]
+                img, off_palette = to_white_hot(img, palette)
+            faces, padded = detect_faces(detector, img) if detector is not None else ([], False)
             if faces:
-                pts, method = faces[0].landmarks, "detected"
+                pts, method = faces[0].landmarks, "detected (padded)" if padded else "detected"
                 box = [round(float(v), 1) for v in faces[0].box]
             else:
                 pts = centre_crop_landmarks(img.shape[1], img.shape[0], size, crop_fraction)
@@ -765,6 +1054,8 @@ def align_photos(photos: Sequence[dict[str, Any]], partial: Path, detector: Any,
             rec = {"source": key, "path": rel, "identity": ph["identity"], "modality": ph["modality"],
                    "name": ph["name"], "faces_found": len(faces), "alignment": method, "box": box,
                    "sha256": ph["sha256"], "png_sha256": png}
+            if palette is not None:
+                rec.update(palette=palette, off_palette=round(off_palette, 4))
             log.write(json.dumps(rec) + "\n")
             log.flush()
             records.append(rec)
@@ -772,32 +1063,35 @@ def align_photos(photos: Sequence[dict[str, Any]], partial: Path, detector: Any,
 
 
 def simulate_modalities(records: Sequence[dict[str, Any]], pseudo: Sequence[str], partial: Path, size: int,
-                        seed_base: int, progress: bool, key: dict[str, Any] | None = None) -> list[dict[str, Any]]:
-    """Simulated NIR/thermal images of every aligned VIS face.
+                        seed_base: int, progress: bool, key: dict[str, Any] | None = None,
+                        severity: Any = DEFAULT_SEVERITY, glasses: set[str] | frozenset[str] = frozenset()
+                        ) -> list[dict[str, Any]]:
+    """Simulated NIR/thermal images of every aligned VIS face (:func:`simulate_face`, at ``severity``;
+    the VIS photos whose ``source`` is in ``glasses`` with glasses).
 
     An intact image an interrupted try made with the same simulation settings (``key``, recorded
-    in ``simulation.json``) is kept; those made with other settings are deleted and made again.
+    in ``simulation.json``: :data:`SIMULATION_KEYS`) is kept; those made with other settings are
+    deleted and made again.
     """
     from tqdm import tqdm
-
-    from hfr_tutorial.data.spectral import simulate
 
     marker = partial / "simulation.json"
     try:
         same = json.loads(marker.read_text(encoding="utf-8")) == key
     except (OSError, ValueError):
         same = False
+    if not same:  # images of other settings go before the new marker: a later resume must not keep them
+        for mod in pseudo:
+            shutil.rmtree(partial / "images" / mod, ignore_errors=True)
     marker.write_text(json.dumps(key), encoding="utf-8")
     simulated: list[dict[str, Any]] = []
-    lm = template(size)[None].astype(np.float32)
     vis = [r for r in records if r["modality"] == "vis"]
-    for r in tqdm(vis, desc="simulate " + "+".join(pseudo), unit="face", disable=not progress):
+    for r in tqdm(vis, desc=f"simulate {'+'.join(pseudo)} ({severity})", unit="face", disable=not progress):
         face = np.asarray(Image.open(partial / r["path"]).convert("RGB"))
         for mod in pseudo:
             rel = f"images/{mod}/{r['identity']}/{r['name']}.png"
-            if not same or not _png_ok(partial / rel, size):
-                seed = int(hashlib.sha1(f"{seed_base}:{mod}:{r['path']}".encode()).hexdigest()[:8], 16)
-                img = simulate(face[None], mod, lm, seed=seed)[0]
+            if not _png_ok(partial / rel, size):
+                img = simulate_face(face, mod, severity, seed_base, r["path"], glasses=r["source"] in glasses)
                 save_png(img, partial / rel, partial / SCRATCH)
             simulated.append({"path": rel, "identity": r["identity"], "modality": mod, "name": r["name"],
                               "from_vis": r["name"], "sha256": r.get("sha256")})
@@ -818,18 +1112,21 @@ def _remove_strays(partial: Path, keep: set[str]) -> None:
 
 
 def write_tables(partial: Path, rows: Sequence[dict[str, str]], records: Sequence[dict[str, Any]],
-                 manifest: Sequence[tuple[str, int, int]]) -> None:
-    """protocols/default.csv, the alignment report and the source manifest (UTF-8)."""
+                 manifest: Sequence[tuple[str, int, int]], palettes: bool = False) -> None:
+    """protocols/default.csv, the alignment report (with each thermal photo's palette and share of pixels
+    off its curve when ``palettes``) and the source manifest (UTF-8)."""
     (partial / "protocols").mkdir(exist_ok=True)
     with open(partial / "protocols" / "default.csv", "w", newline="", encoding="utf-8") as fh:
         writer = csv.DictWriter(fh, fieldnames=list(PROTOCOL_COLUMNS))
         writer.writeheader()
         writer.writerows(rows)
     with open(partial / REPORT, "w", newline="", encoding="utf-8") as fh:
-        writer = csv.DictWriter(fh, fieldnames=["source", "path", "identity", "faces_found", "alignment", "box"])
+        fields = ["source", "path", "identity", "faces_found", "alignment", "box"]
+        fields += ["palette", "off_palette"] if palettes else []
+        writer = csv.DictWriter(fh, fieldnames=fields)
         writer.writeheader()
         for r in records:
-            writer.writerow({k: printable(r[k]) if k == "source" else r[k] for k in writer.fieldnames})
+            writer.writerow({k: printable(r[k]) if k == "source" else r.get(k) for k in writer.fieldnames})
     with open(partial / MANIFEST, "w", newline="", encoding="utf-8") as fh:
         writer = csv.writer(fh)
         writer.writerow(["path", "size", "mtime_ns"])
@@ -861,10 +1158,15 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
     size, size_warning = check_size(args.size)
     check_seed(args.seed)
     check_crop_fraction(args.crop_fraction)
+    per_identity = check_per_identity(args.per_identity)
+    if args.glasses is not None and not pseudo:
+        raise DatasetError("--glasses says which photos to simulate with glasses: it needs --pseudo nir,thermal.")
+    if args.glasses is not None and args.severity == "mild":
+        raise DatasetError("--glasses needs --severity realistic (the mild simulation has no glasses).")
     out = Path(args.out)
     _check_places(out, args.source)
     settings = settings_of(args, pseudo)
-    scan = scan_sources(args.source, args.modality)
+    scan = scan_sources(args.source, args.modality, per_identity)
     manifest = source_manifest(scan.photos)
     if _check_out(out, settings, manifest, args.overwrite):
         print(f"{out}: up to date (written by an earlier run with the same arguments from the same photos); "
@@ -881,6 +1183,8 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
                            "simulated image would take the place of a real one. Simulate only the modalities you do "
                            "not have (" + (f"--pseudo {','.join(m for m in pseudo if m not in real)}" if set(pseudo) - set(real)
                                            else "leave --pseudo out") + ").")
+    palettes = choose_palettes(photos, settings["palette"])
+    glasses = read_glasses_list(args.glasses, photos, args.severity)
     vis_counts: dict[str, int] = {}
     for ph in photos:
         vis_counts[ph["identity"]] = vis_counts.get(ph["identity"], 0) + (ph["modality"] == "vis")
@@ -898,17 +1202,19 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
 
     partial = open_partial(out, {k: settings[k] for k in ALIGNMENT_KEYS})
     progress = not args.no_progress
-    records = align_photos(photos, partial, detector, size, float(args.crop_fraction), progress)
+    records = align_photos(photos, partial, detector, size, float(args.crop_fraction), progress, palettes)
     if detector is not None and not any(r["faces_found"] for r in records):
         raise DatasetError(f"No face was found in any of the {len(records)} photos of {', '.join(map(str, args.source))}. "
                            "Are these face photos? Try --detector cnn (more poses), or --detector none for faces "
                            f"already cropped. Work so far is in {partial}.")
     simulated = simulate_modalities(records, pseudo, partial, size, args.seed, progress,
-                                    key={k: settings[k] for k in SIMULATION_KEYS}) if pseudo else []
+                                    key={k: settings[k] for k in SIMULATION_KEYS}, severity=args.severity,
+                                    glasses=glasses) if pseudo else []
 
-    rows, copies = protocol_rows(records + simulated, split)
+    near = near_duplicate_probes(records, split, partial, int(args.near_duplicate))
+    rows, copies = protocol_rows(records + simulated, split, near)
     _remove_strays(partial, {r["path"] for r in records + simulated})
-    write_tables(partial, rows, records, manifest)
+    write_tables(partial, rows, records, manifest, palettes=bool(palettes))
     centre = [r for r in records if r["alignment"].startswith("centre-crop")]
     several = [r for r in records if r["faces_found"] > 1]
     if centre:
@@ -919,10 +1225,17 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
                      + ", ".join(printable(Path(r["source"]).name) for r in several[:10]))
     if copies:
         notes.append(f"{copies} probe(s) identical to their identity's gallery photo were left out of the protocol")
+    if near:
+        notes.append(f"{len(near)} probe photo(s) left out (with their simulated copies) as near-duplicates of their "
+                     f"identity's gallery photo (difference hash within {args.near_duplicate} of 256 bits): "
+                     + ", ".join(printable(f"{i}/{n} ({d})") for (i, n), d in sorted(near.items())[:10]))
+    padded = sum(r["alignment"] == "detected (padded)" for r in records)
+    if padded:
+        notes.append(f"{padded} photo(s) were detected only with a border added (tight face crops)")
     if size_warning:
         notes.append(size_warning)
     notes += unreadable
-    counts = {"detected": sum(r["alignment"] == "detected" for r in records), "centre-crop": len(centre)}
+    counts = {"detected": sum(r["alignment"].startswith("detected") for r in records), "centre-crop": len(centre)}
     modalities = [m for m in KNOWN_MODALITIES if any(r["modality"] == m for r in records + simulated)]
     info = {
         "format": LAYOUT_FORMAT, "version": LAYOUT_VERSION, "name": safe_name(out.name), "modalities": modalities,
@@ -931,8 +1244,17 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
                       "transform to the ArcFace template" if detector else "centre crop (no detector)"),
         "source": ", ".join(settings["sources"]), "licence": "your own photos: keep their owners' consent and licence",
         "simulated_modalities": pseudo,
-        "simulation": ("pseudo-NIR / pseudo-thermal images simulated from the aligned VIS photos by "
-                       "hfr_tutorial.data.spectral: practice data, not real sensor images") if pseudo else None,
+        "simulation": (f"pseudo-NIR / pseudo-thermal images simulated from the aligned VIS photos by "
+                       f"hfr_tutorial.data.spectral, severity {args.severity!r}: practice data, not real sensor images")
+        if pseudo else None,
+        "simulation_severity": args.severity if pseudo else None,
+        "simulation_settings": simulation_settings(args.severity, pseudo) if pseudo else None,
+        "simulated_with_glasses": len(glasses) if pseudo else None,
+        "thermal_palette": {"requested": settings["palette"],
+                            "sources": {printable(k): v for k, v in palettes.items()},
+                            "max_off_palette": max((r.get("off_palette") or 0.0 for r in records), default=0.0)}
+        if palettes else None,
+        "near_duplicate_probes_left_out": len(near),
         "identities": natural_sorted(vis_counts), "splits": {s: sum(v == s for v in split.values())
                                                              for s in ("train", "dev", "eval")},
         "protocols": ["default"], "default_protocol": "default", "converter": CONVERTER,

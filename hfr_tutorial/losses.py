@@ -9,12 +9,16 @@ Embeddings need not be normalised: each loss normalises where its formula uses c
 * :class:`CrossModalInfoNCE` -- the alternative the notebooks compare: each NIR/thermal
   embedding must pick its own identity's VIS embedding among the batch (softmax over cosines
   divided by a temperature), symmetrised over both directions.
+* :class:`MultiPositiveInfoNCE` -- InfoNCE whose positives are decided by the labels: every image of
+  the same identity in the batch is a positive (not a negative), both directions averaged
+  (``"multipositive"`` in a run's config).
 * :class:`SelfDistillationLoss` -- keeps the student's VIS embeddings where the frozen RGB
   teacher puts them (cosine distance or MSE), weighted by ``weight`` (lambda).
 * :class:`MethodLoss` -- the method's objective in one module: the contrastive term(s) plus the
   distillation term, returning every term by name.  :func:`make_method_loss` builds it from the
-  names a run gives (``"infonce"``, ``"pairwise"``, ``"pairwise+infonce"``), the one place a loss is
-  assembled (the training step, the automatic layer selection and the benchmarks all call it).
+  names a run gives (``"infonce"``, ``"pairwise"``, ``"multipositive"``, ``"pairwise+infonce"``),
+  the one place a loss is assembled (the training step, the automatic layer selection and the
+  benchmarks all call it).
 
 One signature for every contrastive loss: ``forward(vis, other, labels)`` with two ``(B, D)``
 batches and the identity of each row (``labels`` may be ``None`` for a loss that needs only the
@@ -155,6 +159,7 @@ class SelfDistillationLoss(nn.Module):
 CONTRASTIVE_LOSSES: dict[str, Callable[[float, float], nn.Module]] = {
     "infonce": lambda temperature, margin: CrossModalInfoNCE(temperature=temperature),
     "pairwise": lambda temperature, margin: PairwiseContrastiveLoss(margin=margin),
+    "multipositive": lambda temperature, margin: MultiPositiveInfoNCE(temperature=temperature),
 }
 """The contrastive losses a run may name, each built from (temperature, margin): add one here to compare it."""
 
@@ -208,3 +213,68 @@ def make_method_loss(contrastive: str, *, temperature: float = 0.07, margin: flo
     terms = {part: make_contrastive_loss(part, temperature=temperature, margin=margin) for part in contrastive.split("+")}
     distill = SelfDistillationLoss(weight=distill_weight, kind=distill_kind) if distill_weight > 0 else None
     return MethodLoss(terms, distill)
+
+
+class MultiPositiveInfoNCE(nn.Module):
+    r"""Multi-positive, symmetric InfoNCE: every image of the same identity in the batch is a positive.
+
+    George, Unal & Marcel (2026), arXiv 2609.10303, pair this loss with a cosine-preservation term
+    to a frozen teacher (our :class:`SelfDistillationLoss`).  :class:`CrossModalInfoNCE` assumes
+    each identity appears once per batch: a second image of the same person is then treated as a
+    *negative* and pushed away, which is wrong.  Here the labels decide: with cosines
+    :math:`s_{ij} = \cos(t_i, v_j) / \tau` between row ``i`` of ``other`` (:math:`t`) and row
+    ``j`` of ``vis`` (:math:`v`), and :math:`P(i) = \{j : y_j = y_i\}` (never empty: row ``i``
+    itself is in it), the other->VIS direction is
+
+    .. math::
+        \ell^{t \to v}_i = -\frac{1}{|P(i)|} \sum_{p \in P(i)}
+            \log \frac{\exp s_{ip}}{\sum_{k} \exp s_{ik}},
+
+    the VIS->other direction :math:`\ell^{v \to t}_i` is the same with the roles swapped (rows of
+    ``vis`` as anchors, softmax over ``other``), and the loss of row ``i`` is
+    :math:`\tfrac12(\ell^{t \to v}_i + \ell^{v \to t}_i)`.  The average over positives sits
+    *outside* the log (the "L_out" form of Khosla et al., 2020, Supervised Contrastive Learning,
+    which they found trains better than the sum inside the log); the paper's own normalisation
+    could not be checked here.  With all labels distinct it is exactly :class:`CrossModalInfoNCE`.
+
+    Args:
+        temperature: :math:`\tau`, the softmax temperature (> 0).
+        reduction: ``"mean"`` averages the per-row losses, ``"sum"`` sums them, ``"none"`` returns
+            the (B,) per-row losses (each the mean of its two directions).
+
+    ``forward(vis, other, labels)``: ``vis`` and ``other`` are (B, D) embeddings (not necessarily
+    normalised), ``labels`` the (B,) identity of each row, the same for both batches (row ``i``
+    of ``vis`` and of ``other`` show the same person).
+
+    Taught in ``notebooks/03_contrastive_alignment.ipynb`` (beside InfoNCE and the pairwise loss).
+    """
+
+    def __init__(self, temperature: float = 0.07, reduction: str = "mean"):
+        super().__init__()
+        if temperature <= 0:
+            raise ValueError(f"temperature must be positive, got {temperature}")
+        _reduce(torch.zeros(1), reduction)
+        self.temperature, self.reduction = temperature, reduction
+
+    def forward(self, vis: torch.Tensor, other: torch.Tensor, labels: torch.Tensor | None) -> torch.Tensor:
+        _check_pair(vis, other, "MultiPositiveInfoNCE")
+        _check_negatives(vis, other, "MultiPositiveInfoNCE")
+        if labels is None:
+            raise ValueError("MultiPositiveInfoNCE needs labels, the (B,) identity of each row: the positives of a "
+                             "row are the rows of the same identity. Pass the batch's identity labels.")
+        n = vis.shape[0]
+        if other.shape[0] != n:
+            raise ValueError(f"MultiPositiveInfoNCE needs paired rows, got {n} VIS and {other.shape[0]} other")
+        labels = torch.as_tensor(labels, device=vis.device)
+        if labels.shape != (n,):
+            raise ValueError(f"MultiPositiveInfoNCE: labels must be one identity per row, shape ({n},); got "
+                             f"{tuple(labels.shape)}")
+        logits = F.normalize(other, dim=1) @ F.normalize(vis, dim=1).T / self.temperature
+        positive = (labels[:, None] == labels[None, :]).to(logits.dtype)
+        n_pos = positive.sum(dim=1)  # symmetric matrix: the same counts for both directions
+
+        def direction(lg: torch.Tensor) -> torch.Tensor:
+            return -(F.log_softmax(lg, dim=1) * positive).sum(dim=1) / n_pos
+
+        per_row = 0.5 * (direction(logits) + direction(logits.T))
+        return _reduce(per_row, self.reduction)

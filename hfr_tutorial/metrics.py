@@ -269,18 +269,20 @@ def paired_bootstrap(scored: Mapping[str, Mapping[str, ProtocolScores]], *, n_bo
 def bootstrap_protocols(embeddings: Mapping[str, np.ndarray], identities: Any, modalities: Any,
                         protocols: Sequence[str] = DEFAULT_PROTOCOLS, *, fars: Sequence[float] = (1e-2, 1e-3),
                         roles: Any = None, n_boot: int = N_BOOT, level: float = LEVEL, seed: int = 0,
-                        bins: int = BOOTSTRAP_BINS) -> PairedBootstrap:
+                        bins: int = BOOTSTRAP_BINS, auc: bool = False) -> PairedBootstrap:
     """:func:`paired_bootstrap` of embeddings: every model's rank-1, EER and TAR at ``fars`` on each resample.
 
     ``embeddings`` maps a model's name to its ``(N, D)`` embeddings of the same N faces (labels
-    ``identities`` and ``modalities``, optional protocol ``roles``).
+    ``identities`` and ``modalities``, optional protocol ``roles``).  ``auc=True`` resamples the ROC
+    AUC too (metric ``auc``, from the same per-identity histograms).
     """
     if not embeddings:
         raise ValueError("bootstrap_protocols got no embeddings; pass {name: (N, D) array}.")
     _check_resampling(n_boot, level)
     scored = {name: score_protocols(e, identities, modalities, tuple(protocols), roles)
               for name, e in embeddings.items()}
-    chosen = [METRICS["rank1"], METRICS["eer"], *(METRICS.get(far_key(f)) or tar_metric(f) for f in fars)]
+    chosen = [METRICS["rank1"], METRICS["eer"], *(METRICS.get(far_key(f)) or tar_metric(f) for f in fars),
+              *((METRICS["auc"],) if auc else ())]
     return paired_bootstrap(scored, n_boot=n_boot, level=level, seed=seed, metrics=chosen, bins=bins)
 
 

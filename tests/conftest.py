@@ -75,3 +75,34 @@ def smoke_layout(tmp_path_factory) -> tuple[Path, Path]:
     ckpt = root.parent / "start.pt"
     torch.save(create_edgeface("edgeface_xxs", seed=3).state_dict(), ckpt)
     return root, ckpt
+
+
+PRACTICE_SOURCES = ("lfw62", "yaleb38", "essex18")
+PRACTICE_PER_IDENTITY = 3
+
+
+@pytest.fixture(scope="session")
+def practice_layout(assets, tmp_path_factory) -> Path:
+    """A small version of the practice set of issue #26 (``data_scripts/README.md``, "A practice set from the
+    real assets"): the real VIS sets lfw62 + yaleb38 + essex18 (118 people) through ``prepare_folder.py`` with
+    realistic pseudo NIR/thermal and the default split (0.5/0.2/0.3: 35 eval identities), but only
+    ``PRACTICE_PER_IDENTITY`` photos per identity, so it builds in well under a minute.  Needs dlib (the
+    ``faces`` extra, part of ``dev``); for tests marked ``assets``."""
+    import sys
+
+    from hfr_tutorial.data.detect import detector_available
+
+    if not detector_available():
+        reason = "the practice set needs dlib's face detector (pip install dlib-bin face-recognition-models)"
+        if os.environ.get("CI", "").lower() == "true":
+            pytest.fail(f"In CI the detector must be installed: {reason}")
+        pytest.skip(reason)
+    repo = Path(__file__).resolve().parents[1]
+    if str(repo) not in sys.path:
+        sys.path.insert(0, str(repo))
+    from data_scripts import prepare_folder
+
+    out = tmp_path_factory.mktemp("practice") / "practice"
+    prepare_folder.main(["--source", *(str(assets / "faces" / s) for s in PRACTICE_SOURCES), "--out", str(out),
+                         "--pseudo", "nir,thermal", "--per-identity", str(PRACTICE_PER_IDENTITY), "--no-progress"])
+    return out

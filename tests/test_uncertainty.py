@@ -3,9 +3,8 @@ import numpy as np
 import pytest
 
 from hfr_tutorial.evaluate import evaluate_protocols, score_protocols, verification_metrics
-from hfr_tutorial.metrics import bootstrap_intervals, bootstrap_protocols
-from hfr_tutorial.uncertainty import (eer_from_histograms,
-                                      percentile_interval, tar_from_histograms)
+from hfr_tutorial.metrics import METRICS, IdentityResampler, ScoredProtocol, bootstrap_intervals, bootstrap_protocols
+from hfr_tutorial.uncertainty import eer_from_histograms, error_curves, percentile_interval, tar_from_histograms
 
 
 def _toy(seed=1, n_id=30, per=4, noise_nir=1.4):
@@ -71,3 +70,49 @@ def test_bad_arguments_are_refused():
     with pytest.raises(ValueError, match="coverage"):
         percentile_interval(np.arange(10.0), level=1.5)
     assert np.isnan(percentile_interval(np.array([np.nan]))[0])
+
+
+def _resampler_of(ps, counts=None):
+    """An IdentityResampler of one protocol; ``counts`` None: the one "resample" that draws every identity once."""
+    ids = np.unique(ps.probe_labels)
+    counts = np.ones((1, len(ids))) if counts is None else counts
+    return IdentityResampler(ScoredProtocol(ps), ids, counts)
+
+
+def _auc_of_histograms(genuine, impostor):
+    """The resampled AUC (metrics.METRICS["auc"]) of given (B, K) genuine and impostor score histograms."""
+    emb, ids, mods = _toy()
+    resampler = _resampler_of(score_protocols(emb["a"], ids, mods, ("nir->vis",))["nir->vis"])
+    resampler.__dict__["curves"] = error_curves(genuine, impostor)  # the FRR/FAR curves the ROC figures read
+    return METRICS["auc"].resample(resampler)
+
+
+def test_binned_auc_and_the_auc_resamples_match_the_exact_figure():
+    emb, ids, mods = _toy()
+    ps = score_protocols(emb["b"], ids, mods, ("nir->vis",))["nir->vis"]
+    exact = verification_metrics(ps.scores, ps.same)["auc"]
+    # every identity drawn once: the binned AUC of all faces, within a bin's share of the exact one
+    assert METRICS["auc"].resample(_resampler_of(ps))[0] == pytest.approx(exact, abs=1e-3)
+    # all genuine above all impostors: 1; identical distributions: 0.5
+    assert _auc_of_histograms(np.array([[0, 0, 5.0]]), np.array([[3.0, 0, 0]]))[0] == pytest.approx(1.0)
+    assert _auc_of_histograms(np.array([[1.0, 2, 3]]), np.array([[1.0, 2, 3]]))[0] == pytest.approx(0.5)
+    boot = bootstrap_protocols(emb, ids, mods, ("nir->vis",), fars=(), n_boot=200, seed=0, auc=True)
+    assert set(boot.samples["b"]["nir->vis"]) == {"rank1", "eer", "auc"}
+    assert boot.point["b"]["nir->vis"]["auc"] == exact
+    lo, hi = boot.interval("b", "nir->vis", "auc")
+    assert lo <= exact + 1e-3 and exact - 1e-3 <= hi and hi > lo
+    # without auc=True the AUC is not resampled
+    plain = bootstrap_protocols(emb, ids, mods, ("nir->vis",), fars=(), n_boot=20, seed=0)
+    assert set(plain.samples["b"]["nir->vis"]) == {"rank1", "eer"}
+
+
+def test_bootstrap_follows_protocol_roles():
+    emb, ids, mods = _toy(n_id=20)
+    roles = np.where(mods == "vis", "probe", "probe").astype(object)
+    last_vis = [np.flatnonzero((ids == i) & (mods == "vis"))[-1] for i in np.unique(ids)]
+    roles[last_vis] = "gallery"  # the *last* VIS image is the template here, not the first
+    boot = bootstrap_protocols(emb, ids, mods, ("nir->vis", "vis->vis"), fars=(), n_boot=50, roles=roles)
+    exact = evaluate_protocols(emb["a"], ids, mods, ("nir->vis", "vis->vis"), roles=roles)
+    default = evaluate_protocols(emb["a"], ids, mods, ("nir->vis", "vis->vis"))
+    assert boot.point["a"]["vis->vis"]["rank1"] == exact["vis->vis"]["rank1"]
+    assert boot.point["a"]["nir->vis"]["eer"] == exact["nir->vis"]["eer"] != default["nir->vis"]["eer"]

@@ -37,7 +37,7 @@ HISTORY_EXPECTED = "a history DataFrame (one row per epoch), a list of row dicts
 def _curve_group(col: str) -> str:
     """The panel a history column belongs to when one run is drawn (columns of one kind share a panel)."""
     c = str(col).lower()
-    if "loss" in c or c in ("infonce", "pairwise", "distill", "contrastive"):
+    if "loss" in c or c in ("infonce", "pairwise", "multipositive", "distill", "contrastive"):
         return "loss"
     if c == "lr" or "lr_" in c or "learning_rate" in c:
         return "learning rate"
