@@ -15,7 +15,8 @@ from .recipe import RatePlan, rate_plan
 from .runner import check_faceset, evaluate_fold, resolve_device, run, training_split
 from .spec import (EmbeddedData, Experiment, ExperimentError, LayoutData, Pretrained, StandIn, TrainSubset, carve_dev,
                    experiment_from_args, resolve_model)
-from .summary import fmt_claim, headline_lines, value_of
+from ..verdicts import fmt_claim, value_of
+from .summary import headline_lines
 
 __all__ = [
     "OutputError", "RatePlan", "rate_plan", "check_faceset", "evaluate_fold", "resolve_device", "run",

@@ -23,6 +23,7 @@ import numpy as np
 
 from ..metrics import METRICS, PairedBootstrap
 from ..runs import ablations, get_run, role_of
+from ..verdicts import fmt_claim
 
 VIS = "vis->vis"
 
@@ -109,23 +110,6 @@ def over_folds(folds: Mapping[str, Any]) -> dict[str, Any]:
         out["models"][name] = {p: {k: {"mean": float(np.mean(v)), "std": float(np.std(v, ddof=1)) if len(v) > 1
                                        else 0.0, "n": len(v)} for k, v in ms.items()} for p, ms in values.items()}
     return out
-
-
-def value_of(claim: Any) -> float:
-    """The figure of a claim, whether it carries an interval (``{"value", "interval"}``) or not."""
-    return float(claim["value"]) if isinstance(claim, dict) else float(claim)
-
-
-def fmt_claim(claim: Any, scale: float = 1.0, digits: int = 3, sign: bool = False, unit: str = "") -> str:
-    """``0.973 [0.962, 0.981]``: a claim with its interval, scaled (100 for percent)."""
-    spec = f"{'+' if sign else ''}.{digits}f"
-    value = value_of(claim) * scale
-    text = f"{value:{spec}}{unit}" if np.isfinite(value) else "n/a"
-    if isinstance(claim, dict) and claim.get("interval") and all(
-            v is not None and np.isfinite(v) for v in claim["interval"]):
-        lo, hi = claim["interval"]
-        text += f" [{lo * scale:{spec}}, {hi * scale:{spec}}]"
-    return text
 
 
 def headline_lines(claims: Mapping[str, Any], trainable: Mapping[str, float]) -> list[str]:
