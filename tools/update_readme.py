@@ -19,6 +19,9 @@ prose around it is written by hand.  ``PAGES`` says which file holds which secti
 * ``docs/studies/deployment.md``, ``deploy``: ``docs/results/deploy/bench.md`` (``benchmarks/bench_deploy.py``);
 * ``docs/studies/training_speed.md``, ``speed`` and ``speed_amd``: ``docs/results/speed/bench.md`` and
   ``docs/results/speed/amd_epyc_avx2/bench.md`` (``benchmarks/bench_speed.py``);
+* ``docs/studies/practice_set.md``, ``calibration`` and ``practice``: ``docs/results/sensor_calibration/calibration.md``
+  (``benchmarks/sensor_calibration.py``) and ``docs/results/practice/report.md`` (``hfr-tutorial run --data
+  practice --model edgeface_xxs``);
 * ``docs/studies/dev_selection.md``, ``selection``, ``choices`` and ``identity``: the dev choices
   (``benchmarks/dev_selection.py``) and the identity checks (``benchmarks/identity_checks.py``).
 
@@ -186,7 +189,7 @@ def notebooks_section() -> str:
     return "\n".join(lines)
 
 
-def record(*parts: str, title: bool = True) -> str | None:
+def record(*parts: str, title: bool = True, shift: int = 2) -> str | None:
     """A benchmark's Markdown record under docs/results/, its title line dropped (the page has its own), or None."""
     path = RESULTS.joinpath(*parts)
     if not path.is_file():
@@ -194,9 +197,14 @@ def record(*parts: str, title: bool = True) -> str | None:
     text = path.read_text().strip()
     if not title and text.startswith("# "):
         text = text.split("\n", 1)[1].strip()
-    text = re.sub(r"^(#+) ", lambda h: "#" * min(len(h.group(1)) + 2, 6) + " ", text, flags=re.M)
+    text = re.sub(r"^(#+) ", lambda h: "#" * min(len(h.group(1)) + shift, 6) + " ", text, flags=re.M)
     folder = "/".join(("..", "results", *parts[:-1]))  # images the record names beside itself, seen from docs/studies/
     return re.sub(r"(!\[[^\]]*\]\()(?![a-z]+:|/|\.\./)([^)]+\))", rf"\g<1>{folder}/\g<2>", text)
+
+
+def practice_section() -> str | None:
+    """The practice-set run (``docs/results/practice/``): its report less the title, figures seen from docs/studies/."""
+    return record("practice", "report.md", title=False, shift=1)  # its ## sections sit under the page's ##
 
 
 def efficiency_section() -> str | None:
@@ -220,6 +228,8 @@ def sections() -> dict[Path, dict[str, str | None]]:
         STUDIES / "deployment.md": {"deploy": record("deploy", "bench.md")},
         STUDIES / "training_speed.md": {"speed": record("speed", "bench.md"),
                                         "speed_amd": record("speed", "amd_epyc_avx2", "bench.md")},
+        STUDIES / "practice_set.md": {"calibration": record("sensor_calibration", "calibration.md", title=False),
+                                      "practice": practice_section()},
         STUDIES / "dev_selection.md": {"selection": record("dev_selection", "selection.md", title=False),
                                        "choices": record("dev_selection", "choices.md", title=False),
                                        "identity": record("identity_checks", "results.md", title=False)},
