@@ -121,19 +121,17 @@ def _compare_share(result: Any, ref: float) -> Comparison:
                                 "(count numel(), not tensors)") if h))
 
 
-def check_share_function(fn: Any, make_model: Callable[[], nn.Module]) -> bool:
-    """``fn(model)`` returns the share of trainable parameters in percent, on models with random ``requires_grad``.
+def check_share_function(fn: Any, make_model: Callable[[], nn.Module], *, model: nn.Module | None = None) -> bool:
+    """``fn(model)`` returns the share of trainable parameters in percent, on ``model`` and on hidden models.
 
-    The cases are a model from ``make_model`` as it comes, and three copies with a random subset of
-    parameters trainable; ``apply_policy`` and ``policy_table`` are recorded while ``fn`` runs.
+    ``model`` is the notebook's (as its policy left it; default: a fresh one from ``make_model``); the
+    hidden cases are three models from ``make_model`` with a random subset of parameters trainable.
+    ``apply_policy`` and ``policy_table`` are recorded while ``fn`` runs.
     """
-    def case(seed: int | None) -> Case:
-        model = make_model()
-        if seed is None:
-            return Case("a fresh model of the notebook", (model,), hidden=False)
-        return Case("a hidden model with a random set of trainable parameters", (_scrambled(model, seed),))
-
-    cases = [case(None)] + [case(seed) for seed in (4, 5, 6)]
+    shown = model if model is not None else make_model()
+    cases = [Case("the notebook's model", (shown,), hidden=False)]
+    cases += [Case("a hidden model with a random set of trainable parameters", (_scrambled(make_model(), seed),))
+              for seed in (4, 5, 6)]
     return check_function(fn, cases, what="your trainable share (%)", reference=lambda c: _trainable_share(c.args[0]),
                           compare=lambda result, ref, c, args: _compare_share(result, ref),
                           forbidden=_policy_library(), signature="my_share(model)",

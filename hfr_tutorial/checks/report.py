@@ -109,7 +109,9 @@ def direction_hint(value: float, reference: float) -> str:
     for factor, hint in FACTOR_SLIPS:
         if abs(ratio - factor) <= 1e-3 * abs(factor):
             return hint
-    if ratio <= 0:
+    if ratio == 0:
+        return "it is zero: too small" if reference > 0 else "it is zero: too large"
+    if ratio < 0:
         return "the wrong sign" + (" and too large" if value > reference else " and too small")
     bigger = value > reference
     r = ratio if ratio >= 1 else 1 / ratio
