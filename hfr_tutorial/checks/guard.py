@@ -126,6 +126,7 @@ class Comparison:
 
 SHOWN_ONLY_HINT = ("right on the input the notebook shows, wrong on a hidden one: compute the result from the "
                    "function's arguments only (not from the notebook's variables, and not a number typed in)")
+"""The hint of a function right on the shown input and wrong on a hidden one (a memorised value, a constant)."""
 
 
 def _library_call_problem(called: Sequence[str], label: str) -> str:
