@@ -168,6 +168,7 @@ class Exercise:
     shown_only: Callable[[dict], Any] | None     # an answer right for the shown input only
     why: str = ""
     onnx: bool = False
+    reference: Callable[[dict], float] | None = None  # the right value on the shown input (a scalar exercise)
 
 
 def _const(value: Any) -> Callable[..., Any]:
@@ -282,23 +283,25 @@ EXERCISES = [
              lambda d, fn: checks.check_infonce_function(fn, d["vis_e"], d["other_e"], d["T"]),
              _nb("03_contrastive_alignment", "bb185e27", "my_infonce"),
              wrong=lambda d: _const(0.0), paste=lambda d, x: _const(x), library=_infonce_lib,
-             shown_only=_memorised(lambda d: float(_infonce_lib(d)(d["vis_e"], d["other_e"], d["T"])))),
+             shown_only=_memorised(lambda d: float(_infonce_lib(d)(d["vis_e"], d["other_e"], d["T"]))),
+             reference=lambda d: float(_infonce_lib(d)(d["vis_e"], d["other_e"], d["T"]))),
     Exercise("03 ex2 InfoNCE at chance", "check_chance_function",
              lambda d, fn: checks.check_chance_function(fn, d["B"], temperature=d["T"]),
              _nb("03_contrastive_alignment", "9be62d77", "chance_loss"),
              wrong=lambda d: (lambda b: 0.0), paste=lambda d, x: _const(x),
              library=lambda d: (lambda b: _infonce_lib(d)(torch.ones(b, 8), torch.ones(b, 8), d["T"])),
-             shown_only=lambda d: (lambda b: math.log(SMOKE.train.batch_size))),
+             shown_only=lambda d: (lambda b: math.log(SMOKE.train.batch_size)),
+             reference=lambda d: math.log(d["B"])),
     Exercise("04 ex1 cosine distillation", "check_distillation_function",
              lambda d, fn: checks.check_distillation_function(fn, "cosine", d["student"], d["teacher"], 10.0),
              _nb("04_self_distillation", "affb4b73", "my_distill"),
              wrong=lambda d: _const(0.0), paste=lambda d, x: _const(x), library=_distill_lib("cosine"),
-             shown_only=lambda d: _const(_distill_ref("cosine")(d))),
+             shown_only=lambda d: _const(_distill_ref("cosine")(d)), reference=_distill_ref("cosine")),
     Exercise("04 ex2 MSE distillation", "check_distillation_function",
              lambda d, fn: checks.check_distillation_function(fn, "mse", d["student"], d["teacher"], 10.0),
              _nb("04_self_distillation", "e7602ff3", "my_mse"),
              wrong=lambda d: _const(1.0), paste=lambda d, x: _const(x), library=_distill_lib("mse"),
-             shown_only=lambda d: _const(_distill_ref("mse")(d))),
+             shown_only=lambda d: _const(_distill_ref("mse")(d)), reference=_distill_ref("mse")),
     Exercise("05 ex1 layernorm+stem policy", "check_policy_function", _grade_policy("layernorm+stem"),
              _nb("05_full_training", "e4d2a0a6", "my_layernorm_stem_policy"),
              wrong=lambda d: (lambda m: m.requires_grad_(False)),
@@ -311,19 +314,21 @@ EXERCISES = [
              _nb("05_full_training", "e4d2a0a6", "my_share"),
              wrong=lambda d: _const(50.0), paste=lambda d, x: _const(x),
              library=lambda d: (lambda m: 100 * apply_policy(m, "layernorm+stem").fraction),
-             shown_only=lambda d: _const(100 * apply_policy(_stem_model(), "layernorm+stem").fraction)),
+             shown_only=lambda d: _const(100 * apply_policy(_stem_model(), "layernorm+stem").fraction),
+             reference=lambda d: 100 * apply_policy(_stem_model(), "layernorm+stem").fraction),
     Exercise("06 ex1 EER", "check_eer_function",
              lambda d, fn: checks.check_eer_function(fn, d["scores"], d["same"]),
              _nb("06_evaluation", "c2f58b80", "my_eer"),
              wrong=lambda d: _const(0.5), paste=lambda d, x: _const(x),
              library=lambda d: (lambda s, y: __import__("hfr_tutorial.evaluate", fromlist=["x"])
                                 .verification_metrics(s, y)["eer"]),
-             shown_only=lambda d: _const(_eer_ref(d))),
+             shown_only=lambda d: _const(_eer_ref(d)), reference=_eer_ref),
     Exercise("06 ex2 threshold at FAR = 1e-1", "check_threshold",
              lambda d, thr: checks.check_threshold(thr, d["dev_scores"], d["same"], 0.1),
              lambda d: threshold_at_far(d["dev_scores"], d["same"], 0.1),
              wrong=lambda d: 0.0, paste=lambda d, x: x, library=None, shown_only=None,
-             why="the exercise is the dev/eval rule: it asks for threshold_at_far, and its answer is one value"),
+             why="the exercise is the dev/eval rule: it asks for threshold_at_far, and its answer is one value",
+             reference=lambda d: threshold_at_far(d["dev_scores"], d["same"], 0.1)),
     Exercise("07 ex1 five points", "check_five_points_function",
              lambda d, fn: checks.check_five_points_function(fn, d["shape68"]),
              _nb("07_real_edgeface", "0fdb5ba7", "my_five_points"),
@@ -335,7 +340,8 @@ EXERCISES = [
     Exercise("07 ex2 gains from alignment", "check_close",
              lambda d, gain: checks.check_close(gain, 0.4412, "the gain from alignment of deepface9"),
              lambda d: 0.4412, wrong=lambda d: 0.0, paste=lambda d, x: x, library=None, shown_only=None,
-             why="the exercise reads two figures from section 2's table (nothing to re-implement, no formula)"),
+             why="the exercise reads two figures from section 2's table (nothing to re-implement, no formula)",
+             reference=lambda d: 0.4412),
     Exercise("08 ex2 int8 size", "check_int8_size_function",
              lambda d, fn: checks.check_int8_size_function(fn, d["model"]),
              _nb("08_edge_deployment", "4371de13", "predict_int8_bytes"),
@@ -343,7 +349,8 @@ EXERCISES = [
              library=lambda d: (lambda m: __import__("hfr_tutorial.deploy", fromlist=["torch_file_size"])
                                 .torch_file_size(__import__("hfr_tutorial.deploy", fromlist=["x"])
                                                  .quantize_torch_dynamic(m))),
-             shown_only=lambda d: _const(checks.int8_dynamic_bytes(d["model"]))),
+             shown_only=lambda d: _const(checks.int8_dynamic_bytes(d["model"])),
+             reference=lambda d: checks.int8_dynamic_bytes(d["model"])),
     Exercise("08 ex1 smallest cosine", "check_min_cosine_function",
              lambda d, fn: checks.check_min_cosine_function(fn),
              _nb("08_edge_deployment", "75aecb90", "smallest_cosine"),
@@ -372,7 +379,10 @@ EXERCISES = [
                                             * _unit(_plain_onnx(d["onnx"]["float"], d["onnx"]["faces"])), axis=1))),
              wrong=lambda d: 1.0, paste=lambda d, x: x, library=None, shown_only=None,
              why="the exercise is to build the model with quantize_onnx_static and measure it: the check recomputes "
-                 "the figure from the student's file", onnx=True),
+                 "the figure from the student's file", onnx=True,
+             reference=lambda d: float(np.mean(np.sum(_unit(_plain_onnx(d["onnx"]["int8-like"], d["onnx"]["faces"]))
+                                                      * _unit(_plain_onnx(d["onnx"]["float"], d["onnx"]["faces"])),
+                                                      axis=1)))),
 ]
 
 
@@ -424,6 +434,10 @@ def test_a_pasted_printed_number_fails(exercise, d, capsys):
     message = capsys.readouterr().out
     assert "Not yet" in message and "expected" not in message.lower(), message
     numbers = printed_numbers(message)
+    if exercise.reference is not None:
+        ref = float(exercise.reference(d))
+        near = [x for x in numbers if abs(x - ref) <= max(5e-5, 1e-4 * abs(ref))]
+        assert not near, f"the failed check printed the expected value {ref} ({near}): {message!r}"
     for x in numbers:
         assert exercise.grade(d, exercise.paste(d, x)) is False, f"pasting {x} from {message!r} passed"
     capsys.readouterr()

@@ -15,9 +15,9 @@ Three kinds of exercise, three kinds of check:
   explanations are graded by a person with the rubrics of ``docs/instructor/answers.md``.
 
 A failed check says what is wrong and gives a hint (a direction, a factor, a likely cause), never the
-expected value or anything it could be recovered from (:mod:`hfr_tutorial.checks.report`).  It prints
+expected value or anything it could be recovered from (:mod:`hfr_tutorial.checks.feedback`).  It prints
 and returns ``False``; with ``HFR_STRICT_CHECKS=1`` (CI runs of the solved notebooks) it raises
-:class:`~hfr_tutorial.checks.report.CheckFailed`.  ``tests/test_checks.py`` and ``tests/test_exercise_attacks.py`` feed every check
+:class:`~hfr_tutorial.checks.feedback.CheckFailed`.  ``tests/test_checks.py`` and ``tests/test_exercise_attacks.py`` feed every check
 right answers, the usual wrong ones, and the attacks: a pasted printed number, a library call, a
 formula right for the shown input only.
 
@@ -36,7 +36,7 @@ from .landmarks import check_five_points_function
 from .losses import HIDDEN_BATCH_SIZES, check_chance_function, check_distillation_function, check_infonce_function
 from .policies import HIDDEN_VARIANT, check_policy_function, check_share_function, check_trainable
 from .predictions import check_answer, check_prediction, show_outcome
-from .report import CheckFailed, verdict
+from .feedback import CheckFailed, verdict
 from .values import check_close, check_in_range, check_loss_close
 from .verification import check_eer, check_eer_function, check_threshold, eer_tolerance
 

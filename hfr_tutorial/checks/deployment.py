@@ -24,7 +24,7 @@ import torch
 from torch import nn
 
 from .guard import Case, Comparison, check_function
-from .report import as_array, as_scalar, direction_hint, fmt, verdict
+from .feedback import as_array, as_scalar, direction_hint, fmt, verdict
 
 ONNX_MIN_COSINE = 0.9999
 """Smallest row cosine between the student's and the library's embeddings of one ONNX file (same runtime)."""

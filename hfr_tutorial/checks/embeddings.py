@@ -17,7 +17,7 @@ import numpy as np
 import torch
 
 from .guard import Case, Comparison, check_function
-from .report import as_array, verdict
+from .feedback import as_array, verdict
 
 EMBEDDING_MIN_COSINE = 0.9999
 """Smallest row cosine to the reference embeddings that counts as the same embedding.

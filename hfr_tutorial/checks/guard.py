@@ -26,7 +26,7 @@ from dataclasses import dataclass, field
 from types import CodeType
 from typing import Any
 
-from .report import verdict
+from .feedback import verdict
 
 
 def _code_objects(obj: Any) -> tuple[set[CodeType], set[int]]:

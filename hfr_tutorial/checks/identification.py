@@ -16,7 +16,7 @@ from typing import Any
 import numpy as np
 
 from .guard import Case, Comparison, check_function
-from .report import as_array, as_scalar, fmt, verdict
+from .feedback import as_array, as_scalar, fmt, verdict
 
 
 def _unit(x: np.ndarray) -> np.ndarray:

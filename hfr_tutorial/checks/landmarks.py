@@ -15,7 +15,7 @@ from typing import Any
 import numpy as np
 
 from .guard import Case, Comparison, check_function
-from .report import as_array
+from .feedback import as_array
 
 
 def _hidden_shapes(seed: int = 23) -> list[tuple[str, np.ndarray]]:

@@ -21,7 +21,7 @@ import torch
 import torch.nn.functional as F
 
 from .guard import Case, Comparison, check_function
-from .report import as_scalar, direction_hint, fmt
+from .feedback import as_scalar, direction_hint, fmt
 
 LOSS_RTOL = 1e-4
 """Relative tolerance of a loss written by hand: float32 rounding passes, a missing term does not."""

@@ -21,7 +21,7 @@ import torch
 from torch import nn
 
 from .guard import Case, Comparison, check_function
-from .report import as_scalar, direction_hint, fmt, verdict
+from .feedback import as_scalar, direction_hint, fmt, verdict
 
 HIDDEN_VARIANT = "edgeface_xs_gamma_06"
 """The EdgeFace variant the policy checks add as a hidden model (other stages, low-rank Linear layers)."""

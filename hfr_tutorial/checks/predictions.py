@@ -19,7 +19,7 @@ import math
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from .report import verdict
+from .feedback import verdict
 
 Choices = Sequence[str]
 Range = tuple[float, float]

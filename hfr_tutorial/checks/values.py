@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from .report import as_scalar, direction_hint, fmt, verdict
+from .feedback import as_scalar, direction_hint, fmt, verdict
 
 
 def check_close(value: Any, reference: Any, what: str = "value", *, rtol: float = 1e-4, atol: float = 1e-6,

@@ -17,7 +17,7 @@ from typing import Any
 import numpy as np
 
 from .guard import Case, Comparison, check_function
-from .report import as_array, as_scalar, fmt, verdict
+from .feedback import as_array, as_scalar, fmt, verdict
 
 
 def _labels(scores: Any, same: Any, caller: str) -> tuple[np.ndarray, np.ndarray]:
