@@ -8,22 +8,27 @@ Three kinds of exercise, three kinds of check:
   runs, the library function it re-implements is recorded (:mod:`hfr_tutorial.checks.guard`): a
   function that calls it fails.  So neither a pasted number, nor a formula right only for the shown
   input, nor a call to the library passes.
-* **Predict, then run**: :func:`~hfr_tutorial.checks.predictions.check_prediction` checks that a prediction of the asked form was
-  written (one of the offered choices, a number in range) before the experiment runs, and
-  :func:`~hfr_tutorial.checks.predictions.show_outcome` shows the measurement beside it; neither grades it.
-* **Explain**: :func:`~hfr_tutorial.checks.predictions.check_answer` checks that a few sentences were written.  Predictions and
-  explanations are graded by a person with the rubrics of ``docs/instructor/answers.md``.
+* **Predict, then run**: :func:`~hfr_tutorial.checks.predictions.check_prediction` checks that a
+  prediction of the asked form was written (one of the offered choices, a number in range) before the
+  experiment runs, and :func:`~hfr_tutorial.checks.predictions.show_outcome` shows the measurement
+  beside it; neither grades it.
+* **Explain**: :func:`~hfr_tutorial.checks.predictions.check_answer` checks that a few sentences were
+  written.  Predictions and explanations are graded by a person with the rubrics of
+  ``docs/instructor/answers.md``.
 
 A failed check says what is wrong and gives a hint (a direction, a factor, a likely cause), never the
-expected value or anything it could be recovered from (:mod:`hfr_tutorial.checks.feedback`).  It prints
-and returns ``False``; with ``HFR_STRICT_CHECKS=1`` (CI runs of the solved notebooks) it raises
-:class:`~hfr_tutorial.checks.feedback.CheckFailed`.  ``tests/test_checks.py`` and ``tests/test_exercise_attacks.py`` feed every check
-right answers, the usual wrong ones, and the attacks: a pasted printed number, a library call, a
-formula right for the shown input only.
+expected value or anything it could be recovered from (:mod:`hfr_tutorial.checks.feedback`).  It
+prints and returns ``False``; with ``HFR_STRICT_CHECKS=1`` (CI runs of the solved notebooks) it raises
+:class:`~hfr_tutorial.checks.feedback.CheckFailed`.  ``tests/test_checks.py`` and
+``tests/test_exercise_attacks.py`` feed every check right answers, the usual wrong ones, and the
+attacks: a pasted printed number, a library call, a formula right for the shown input only.
 
-Modules, one exercise family each: :mod:`~hfr_tutorial.checks.identification` (00), :mod:`~hfr_tutorial.checks.embeddings` (01),
-:mod:`~hfr_tutorial.checks.policies` (02, 05), :mod:`~hfr_tutorial.checks.losses` (03, 04), :mod:`~hfr_tutorial.checks.verification` (06), :mod:`~hfr_tutorial.checks.landmarks`
-(07), :mod:`~hfr_tutorial.checks.deployment` (08), :mod:`~hfr_tutorial.checks.predictions` (every notebook), :mod:`~hfr_tutorial.checks.values` (one number).
+Modules, one exercise family each: :mod:`~hfr_tutorial.checks.identification` (00),
+:mod:`~hfr_tutorial.checks.embeddings` (01), :mod:`~hfr_tutorial.checks.policies` (02, 05),
+:mod:`~hfr_tutorial.checks.losses` (03, 04), :mod:`~hfr_tutorial.checks.verification` (06),
+:mod:`~hfr_tutorial.checks.landmarks` (07), :mod:`~hfr_tutorial.checks.deployment` (08),
+:mod:`~hfr_tutorial.checks.predictions` (every notebook), :mod:`~hfr_tutorial.checks.values` (one
+number); :mod:`~hfr_tutorial.checks.guard` runs the function checks.
 
 Taught in: the "Exercises" section of every notebook.
 """
