@@ -71,8 +71,8 @@ def _expected_pages() -> set[str]:
         import hfr_book
     finally:
         sys.path.pop(0)
-    pages = {"index", "install", "own_data", "instructor_guide", "glossary", "design", "cite", "api/index",
-             "studies/index"}
+    pages = {"index", "install", "own_data", "instructor_guide", "instructor/answers", "glossary", "design", "cite",
+             "api/index", "studies/index"}
     pages |= {f"chapters/{c}" for c in CHAPTERS}
     pages |= {f"studies/{p.stem}" for p in (ROOT / "docs" / "studies").glob("*.md")}
     pages |= {f"api/generated/{name}" for name, _ in hfr_book.modules() if not name.endswith("__main__")}

@@ -1,7 +1,9 @@
-"""hfr_tutorial.checks: each self-check passes the right answer and fails the typical wrong ones.
+"""hfr_tutorial.checks: each self-check passes the right answer and fails the typical wrong ones, naming them.
 
 Everything here is tiny and synthetic (a few vectors, a small conv net, a miniature EdgeNeXt-shaped
-module), CPU only, no training: the whole file runs in a few seconds.
+module), CPU only, no training: the whole file runs in a few seconds.  The attacks on the exercises (a
+pasted printed number, a library call, a formula right for the shown input only) are in
+``tests/test_exercise_attacks.py``.
 """
 from __future__ import annotations
 
@@ -14,6 +16,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from hfr_tutorial import checks
+from hfr_tutorial.checks.verification import _hand_eer
 from hfr_tutorial.evaluate import apply_threshold, l2_normalize, rank_k, threshold_at_far, verification_metrics
 from hfr_tutorial.losses import CrossModalInfoNCE, SelfDistillationLoss
 from hfr_tutorial.models import images_to_tensor
@@ -27,29 +30,37 @@ def _lenient(monkeypatch):
 
 
 # --------------------------------------------------------------------------------------------
-# Verdicts: a bool, and on failure expected / found / hint
+# Verdicts: a bool, and on failure the problem and a hint, never the expected value
 # --------------------------------------------------------------------------------------------
-def test_a_failed_check_prints_expected_found_and_hint(capsys):
-    assert checks.check_close(2.0, 1.0, "x") is False
+def test_a_failed_check_prints_problem_and_hint_not_the_reference(capsys):
+    assert checks.check_close(2.0, 1.3, "x") is False
     out = capsys.readouterr().out
-    assert "Not yet: x" in out and "expected: 1" in out and "found:    2" in out and "hint:" in out
-    assert checks.check_close(1.0, 1.0, "x") is True
+    assert "Not yet: x" in out and "problem:" in out and "hint:" in out
+    assert "1.3" not in out and "expected" not in out
+    assert checks.check_close(1.3, 1.3, "x") is True
     assert capsys.readouterr().out.startswith("Correct: x")
 
 
 def test_strict_mode_raises_on_a_wrong_answer_only(monkeypatch):
     monkeypatch.setenv("HFR_STRICT_CHECKS", "1")
     assert checks.check_close(1.0, 1.0, "x") is True
-    with pytest.raises(checks.CheckFailed, match="expected"):
+    with pytest.raises(checks.CheckFailed, match="Not yet"):
         checks.check_close(2.0, 1.0, "x")
+    with pytest.raises(checks.CheckFailed):
+        checks.check_infonce_function(lambda v, o, t: 0.0)
+    with pytest.raises(checks.CheckFailed):
+        checks.check_prediction("maybe", choices=("yes", "no"))
+    with pytest.raises(checks.CheckFailed):
+        checks.check_answer("too short")
     assert issubclass(checks.CheckFailed, AssertionError)
 
 
 # --------------------------------------------------------------------------------------------
 # Numbers and losses (notebooks 03, 04, 05, 08)
 # --------------------------------------------------------------------------------------------
-@pytest.mark.parametrize("value, hint", [(100.0, "percent"), (0.01, "fraction"), (2.0, "sum"), (0.5, "half"),
-                                         (-1.0, "sign"), (None, "None"), (np.ones(3), "reduce")])
+@pytest.mark.parametrize("value, hint", [(100.0, "percent"), (0.01, "fraction"), (2.0, "2x"), (0.5, "half"),
+                                         (-1.0, "sign"), (None, "None"), (np.ones(3), "reduce"),
+                                         (1.05, "slightly"), (0.3, "too small"), (40.0, "more than a factor 10")])
 def test_check_close_names_the_usual_slip(capsys, value, hint):
     assert checks.check_close(value, 1.0, "share") is False
     assert hint in capsys.readouterr().out
@@ -392,7 +403,7 @@ def test_check_threshold_rejects_needlessly_strict_and_rule_breaking_thresholds(
     too_low = thr - 0.02
     assert apply_threshold(scores, same, too_low)["far"] > 0.1
     assert checks.check_threshold(too_low, scores, same, 0.1) is False
-    assert "breaks the rule" in capsys.readouterr().out
+    assert "above the target" in capsys.readouterr().out
     assert checks.check_threshold(0.1, scores, same, 0.1) is False  # the target FAR given as a threshold
     assert checks.check_threshold(None, scores, same, 0.1) is False
 
@@ -406,3 +417,272 @@ def test_check_threshold_checks_the_reported_far(capsys, verif):
     assert checks.check_threshold(thr, scores, same, 0.1, far=got["far"] + 0.01) is False
     with pytest.raises(ValueError, match="target_far"):
         checks.check_threshold(thr, scores, same, 0.0)
+
+
+def test_check_threshold_names_a_threshold_chosen_on_eval_and_checks_the_eval_far(capsys, verif):
+    scores, same = verif
+    rng = np.random.default_rng(8)
+    ev_scores = np.concatenate([rng.normal(0.58, 0.12, 1000), rng.normal(0.16, 0.14, 20000)])
+    ev_same = np.r_[np.ones(1000, bool), np.zeros(20000, bool)]
+    on_eval = threshold_at_far(ev_scores, ev_same, 0.1)
+    assert checks.check_threshold(on_eval, scores, same, 0.1, eval_scores=ev_scores, eval_same=ev_same) is False
+    assert "eval scores" in capsys.readouterr().out
+    thr = threshold_at_far(scores, same, 0.1)
+    eval_far = apply_threshold(ev_scores, ev_same, thr)["far"]
+    assert checks.check_threshold(thr, scores, same, 0.1, eval_scores=ev_scores, eval_same=ev_same,
+                                  eval_far=eval_far) is True
+    assert checks.check_threshold(thr, scores, same, 0.1, eval_scores=ev_scores, eval_same=ev_same,
+                                  eval_far=0.1) is False
+
+
+# --------------------------------------------------------------------------------------------
+# The call recorder behind every function check
+# --------------------------------------------------------------------------------------------
+def test_the_recorder_sees_a_call_by_any_route_and_restores_the_profiler():
+    import sys
+
+    import hfr_tutorial.losses as losses_module
+    previous = sys.getprofile()
+    alias = CrossModalInfoNCE
+    with checks.recording({"CrossModalInfoNCE": CrossModalInfoNCE, "apply_policy": apply_policy}) as rec:
+        alias(temperature=0.1)(torch.randn(3, 4), torch.randn(3, 4))   # an alias
+        getattr(losses_module, "CrossModalInfoNCE")                      # a look-up alone is no call
+    assert rec.called == ["CrossModalInfoNCE"]
+    with checks.recording({"verification_metrics": verification_metrics}) as rec:
+        from hfr_tutorial.evaluate import protocol_metrics, score_protocols  # noqa: F401
+        verification_metrics(np.r_[0.9, 0.1], np.r_[True, False])
+    assert rec.called == ["verification_metrics"]
+    assert sys.getprofile() is previous
+
+
+def test_a_function_check_reports_errors_stubs_and_non_functions(capsys):
+    def stub(vis, other, t):
+        raise NotImplementedError("Exercise: write your solution here")
+
+    assert checks.check_infonce_function(stub) is False
+    assert "NotImplementedError" in capsys.readouterr().out
+    assert checks.check_infonce_function(4.2) is False
+    assert "needs a function" in capsys.readouterr().out
+    assert checks.check_infonce_function(lambda v, o: 0.0) is False  # the wrong signature
+    assert "TypeError" in capsys.readouterr().out
+
+
+# --------------------------------------------------------------------------------------------
+# Function checks: the right answer passes, the usual slips are named
+# --------------------------------------------------------------------------------------------
+def _infonce(vis, other, t):
+    s = F.normalize(other, dim=1) @ F.normalize(vis, dim=1).T / t
+    return 0.5 * ((-(s.diag() - torch.logsumexp(s, 1))).mean() + (-(s.diag() - torch.logsumexp(s, 0))).mean())
+
+
+@pytest.mark.parametrize("wrong, hint", [
+    (lambda v, o, t: (-(_s(v, o, t).diag() - torch.logsumexp(_s(v, o, t), 1))).mean(), "only one direction"),
+    (lambda v, o, t: _infonce(v, o, 1.0), "temperature is missing"),
+    (lambda v, o, t: 2 * _infonce(v, o, t), "added"),
+    (lambda v, o, t: _infonce(v, o, t) * len(v), "sum over the batch"),
+    (lambda v, o, t: 0.5 * sum((-(m.diag() - torch.logsumexp(m, d))).mean() for m, d in ((o @ v.T / t, 1), (o @ v.T / t, 0))),
+     "not normalised"),
+])
+def test_check_infonce_function_names_the_slip(capsys, wrong, hint):
+    vis, other = torch.randn(8, 16), torch.randn(8, 16)
+    assert checks.check_infonce_function(_infonce, vis, other, 0.1) is True
+    capsys.readouterr()
+    assert checks.check_infonce_function(wrong, vis, other, 0.1) is False
+    assert hint in capsys.readouterr().out
+
+
+def _s(v, o, t):
+    return F.normalize(o, dim=1) @ F.normalize(v, dim=1).T / t
+
+
+def test_check_distillation_function_both_kinds(capsys):
+    s, t = torch.randn(16, 64), torch.randn(16, 64)
+
+    def cosine(a, b, lam):
+        return lam * (1 - (F.normalize(a, dim=1) * F.normalize(b, dim=1)).sum(1)).mean()
+
+    def mse(a, b, lam):
+        return lam * ((F.normalize(a, dim=1) - F.normalize(b, dim=1)) ** 2).mean(1).mean()
+
+    assert checks.check_distillation_function(cosine, "cosine", s, t, 10.0) is True
+    assert checks.check_distillation_function(mse, "mse", s, t, 10.0) is True
+    assert checks.check_distillation_function(lambda a, b, lam: cosine(a, b, 1.0), "cosine", s, t, 10.0) is False
+    assert "lambda is missing" in capsys.readouterr().out
+    assert checks.check_distillation_function(
+        lambda a, b, lam: lam * ((F.normalize(a, dim=1) - F.normalize(b, dim=1)) ** 2).sum(1).mean(), "mse") is False
+    assert "sum over the D dimensions" in capsys.readouterr().out
+    assert checks.check_distillation_function(cosine, "mse", s, t, 10.0) is False
+    assert "cosine form" in capsys.readouterr().out
+    with pytest.raises(ValueError, match="kind"):
+        checks.check_distillation_function(cosine, "l1")
+
+
+def test_check_chance_function(capsys):
+    assert checks.check_chance_function(lambda b: math.log(b), 64, temperature=0.07) is True
+    assert checks.check_chance_function(lambda b: math.log(b - 1), 64) is False
+    assert "log(B - 1)" in capsys.readouterr().out
+    assert checks.check_chance_function(lambda b: 1 / b, 64) is False
+    assert "negative log" in capsys.readouterr().out
+
+
+def test_check_similarity_and_rank1_functions(capsys, ident):
+    d = ident
+
+    def similarity(p, g):
+        return l2_normalize(np.asarray(p)) @ l2_normalize(np.asarray(g)).T  # a helper of the library: recorded
+
+    def by_hand(p, g):
+        return (p / np.linalg.norm(p, axis=1, keepdims=True)) @ (g / np.linalg.norm(g, axis=1, keepdims=True)).T
+
+    assert checks.check_similarity_function(by_hand, d["probes"], d["gallery"]) is True
+    assert checks.check_similarity_function(similarity, d["probes"], d["gallery"]) is False
+    assert "l2_normalize" in capsys.readouterr().out
+    assert checks.check_similarity_function(lambda p, g: p @ g.T, d["probes"], d["gallery"]) is False
+    assert "plain dot product" in capsys.readouterr().out
+    assert checks.check_similarity_function(lambda p, g: by_hand(p, g).T, d["probes"], d["gallery"]) is False
+    assert "transposed" in capsys.readouterr().out
+
+    def rank1(sim, g, p):
+        return float(np.mean(g[sim.argmax(axis=1)] == p))
+
+    assert checks.check_rank1_function(rank1, d["cosine"], d["gallery_labels"], d["probe_labels"]) is True
+    assert checks.check_rank1_function(lambda sim, g, p: float(np.mean(sim.argmax(axis=1) == p))) is False
+    assert "column number" in capsys.readouterr().out
+    assert checks.check_rank1_function(lambda sim, g, p: 100 * rank1(sim, g, p)) is False
+    assert "percent" in capsys.readouterr().out
+    assert checks.check_rank1_function(lambda sim, g, p: rank_k(sim, g, p, ks=(1,))[1]) is False
+    assert "rank_k" in capsys.readouterr().out
+
+
+def test_check_embed_function(capsys, tiny_net, faces):
+    def mine(model, images):
+        with torch.no_grad():
+            return F.normalize(model.eval()(images_to_tensor(images)), dim=1)
+
+    assert checks.check_embed_function(mine, tiny_net, faces) is True
+    capsys.readouterr()
+
+    def zero_one(model, images):
+        with torch.no_grad():
+            return F.normalize(model(torch.as_tensor(images).permute(0, 3, 1, 2).float() / 255), dim=1)
+
+    assert checks.check_embed_function(zero_one, tiny_net, faces) is False
+    assert "[0, 1]" in capsys.readouterr().out
+    from hfr_tutorial.evaluate import embed
+    assert checks.check_embed_function(lambda m, im: embed(m, im, progress=False), tiny_net, faces) is False
+    assert "`embed`" in capsys.readouterr().out
+
+
+def test_check_policy_and_share_functions(capsys):
+    hidden = [("a scrambled model", lambda: checks.policies._scrambled(_Mini(), 1))]
+
+    def by_hand(model):
+        model.requires_grad_(False)
+        for module in model.modules():
+            if isinstance(module, nn.LayerNorm):
+                module.requires_grad_(True)
+
+    def unfreeze_only(model):
+        for module in model.modules():
+            if isinstance(module, nn.LayerNorm):
+                module.requires_grad_(True)
+
+    assert checks.check_policy_function(by_hand, "layernorm", _Mini, hidden=hidden) is True
+    assert checks.check_policy_function(unfreeze_only, "layernorm", _Mini, hidden=hidden) is False
+    assert "freeze the whole model first" in capsys.readouterr().out
+    assert checks.check_policy_function(lambda m: apply_policy(m, "layernorm"), "layernorm", _Mini, hidden=hidden) is False
+    assert "apply_policy" in capsys.readouterr().out
+
+    def share(model):
+        return 100 * sum(p.numel() for p in model.parameters() if p.requires_grad) / sum(
+            p.numel() for p in model.parameters())
+
+    assert checks.check_share_function(share, _Mini) is True
+    assert checks.check_share_function(lambda m: share(m) / 100, _Mini) is False
+    assert "fraction" in capsys.readouterr().out
+
+
+def test_check_eer_function(capsys, verif):
+    scores, same = verif
+
+    def hand(s, y):
+        return _hand_eer(s, y)
+
+    assert checks.check_eer_function(hand, scores, same) is True
+    assert checks.check_eer_function(lambda s, y: verification_metrics(s, y)["eer"], scores, same) is False
+    assert "verification_metrics" in capsys.readouterr().out
+    assert checks.check_eer_function(lambda s, y: 100 * hand(s, y), scores, same) is False
+    assert "percent" in capsys.readouterr().out
+    assert checks.check_eer_function(lambda s, y: hand(s, ~y), scores, same) is False
+    assert "swapped" in capsys.readouterr().out
+
+
+def test_check_five_points_function(capsys):
+    from hfr_tutorial.data.detect import five_points
+
+    def mine(p):
+        eyes = sorted([p[36:42].mean(0), p[42:48].mean(0)], key=lambda q: q[0])
+        mouth = sorted([p[48], p[54]], key=lambda q: q[0])
+        return np.array([eyes[0], eyes[1], p[30], mouth[0], mouth[1]])
+
+    shape68 = np.random.default_rng(7).uniform(0, 112, size=(68, 2))
+    assert checks.check_five_points_function(mine, shape68) is True
+    assert checks.check_five_points_function(five_points, shape68) is False
+    assert "five_points" in capsys.readouterr().out
+    assert checks.check_five_points_function(lambda p: np.array([p[36:42].mean(0), p[42:48].mean(0), p[30],
+                                                                 *sorted([p[48], p[54]], key=lambda q: q[0])]),
+                                             shape68) is False
+    assert "order the eyes by x" in capsys.readouterr().out
+    assert checks.check_five_points_function(lambda p: mine(p)[:, ::-1], shape68) is False
+    assert "swapped" in capsys.readouterr().out
+
+
+def test_check_min_cosine_and_int8_size_functions(capsys):
+    def smallest(a, b):
+        return float((np.sum(a * b, 1) / np.linalg.norm(a, axis=1) / np.linalg.norm(b, axis=1)).min())
+
+    assert checks.check_min_cosine_function(smallest) is True
+    assert checks.check_min_cosine_function(lambda a, b: 1.0) is False
+    assert checks.check_min_cosine_function(lambda a, b: float(np.sum(a * b, 1).min())) is False
+    assert "not normalised" in capsys.readouterr().out
+
+    def predict(model):
+        lin = sum(m.weight.numel() for m in model.modules() if isinstance(m, nn.Linear))
+        return lin + 4 * (sum(t.numel() for t in model.state_dict().values()) - lin)
+
+    assert checks.check_int8_size_function(predict, _Mini()) is True
+    assert checks.check_int8_size_function(lambda m: 4 * sum(t.numel() for t in m.state_dict().values())) is False
+    assert "Linear weights take 1 byte" in capsys.readouterr().out
+
+
+# --------------------------------------------------------------------------------------------
+# Predict and explain: the form is checked, nothing is graded
+# --------------------------------------------------------------------------------------------
+def test_check_prediction_checks_the_form_only(capsys):
+    assert checks.check_prediction("more", choices=("more", "less"), because="a reason of at least five words") is True
+    assert checks.check_prediction("More", choices=("more", "less")) is False
+    assert "offered choices" in capsys.readouterr().out
+    assert checks.check_prediction("more", choices=("more", "less"), because="") is False
+    assert checks.check_prediction(1.5, choices=(0, 1)) is False
+    assert "outside the valid range" in capsys.readouterr().out
+    parts = {"a": ("x", "y"), "n": (0, 100)}
+    assert checks.check_prediction({"a": "x", "n": 3}, choices=parts) is True
+    assert checks.check_prediction({"a": "x"}, choices=parts) is False
+    assert checks.check_prediction({"a": "z", "n": 3}, choices=parts) is False
+    assert checks.check_prediction({"a": "x", "n": "3"}, choices=parts) is False
+
+
+def test_show_outcome_shows_both_without_a_verdict(capsys):
+    checks.show_outcome("little", "none", detail="nir 0 %")
+    out = capsys.readouterr().out
+    assert "little" in out and "none" in out and "nir 0 %" in out
+    assert not any(w in out.lower() for w in ("correct", "wrong", "not yet", "right"))
+    checks.show_outcome({"a": "x", "n": 3}, {"a": "y", "n": 4})
+    out = capsys.readouterr().out
+    assert "x" in out and "y" in out and "3" in out and "4" in out
+
+
+def test_check_answer_wants_sentences(capsys):
+    assert checks.check_answer("word " * 25) is True
+    assert checks.check_answer("too short") is False
+    assert checks.check_answer(None) is False

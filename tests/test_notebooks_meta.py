@@ -240,3 +240,55 @@ def test_student_copy_runs_up_to_its_first_exercise(path, monkeypatch):
     ExecutePreprocessor(timeout=1800, kernel_name="python3").preprocess(nb, {"metadata": {"path": str(path.parent)}})
     errors = [o for c in nb.cells if c.cell_type == "code" for o in c.get("outputs", []) if o.output_type == "error"]
     assert not errors, f"{path.name}: {errors[0].get('ename')}: {errors[0].get('evalue')}"
+
+
+# --------------------------------------------------------------------------------------------
+# Grading: rubrics for the instructor, none of it in the student copies
+# --------------------------------------------------------------------------------------------
+def _instructor_answers():
+    sys.path.insert(0, str(ROOT / "tools"))
+    try:
+        import instructor_answers
+    finally:
+        sys.path.pop(0)
+    return instructor_answers
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.stem)
+def test_every_exercise_is_graded_by_a_check_or_a_rubric(path):
+    """A reproduce exercise ends in a self-check; a predict exercise checks the form of its prediction and shows the
+    outcome; an explain exercise checks that an answer was written; both have a rubric in their solution block."""
+    exercises = _instructor_answers().exercises(path)
+    assert exercises, f"{path.name}: no exercise found"
+    for ex in exercises:
+        name = f"{path.name} exercise {ex.number} ({ex.kind})"
+        calls = " ".join(ex.checks)
+        assert ex.solutions, f"{name}: no solution block"
+        if "reproduce" in ex.kind:
+            assert re.search(r"\bcheck_\w+\(", calls), f"{name}: no self-check"
+        if "predict" in ex.kind:  # the form of the prediction (or, for a prediction by formula, a function check)
+            assert re.search(r"\bcheck_\w+\(", calls) and "show_outcome(" in calls, (
+                f"{name}: check the prediction's form (check_prediction) and show the outcome (show_outcome)")
+        if "explain" in ex.kind or "predict" in ex.kind:
+            assert ex.rubrics and all(items for _, items in ex.rubrics), (
+                f"{name}: add a '# Rubric (n points):' comment with '# - ...' items to its solution block")
+        if "explain" in ex.kind and "predict" not in ex.kind:
+            assert "check_answer(" in calls, f"{name}: check that an answer was written (check_answer)"
+
+
+def test_the_student_copies_hold_no_model_answer_and_no_rubric():
+    for path in NOTEBOOKS:
+        student = nbformat.read(ROOT / "notebooks" / "student" / path.name, as_version=4)
+        text = "\n".join(c.source for c in student.cells if c.cell_type == "code")
+        assert "# Rubric" not in text and "### BEGIN SOLUTION" not in text, path.name
+        for ex in _instructor_answers().exercises(path):
+            for block in ex.solutions:
+                for line in block.splitlines():
+                    if len(line.strip()) > 30:
+                        assert line.strip() not in text, f"{path.name}: the student copy holds {line.strip()!r}"
+
+
+def test_the_instructor_answers_are_not_shipped_with_the_student_copies():
+    answers = ROOT / "docs" / "instructor" / "answers.md"
+    assert answers.is_file() and "Rubric" in answers.read_text(encoding="utf-8")
+    assert not list((ROOT / "notebooks" / "student").glob("*.md"))

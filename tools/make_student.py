@@ -6,9 +6,17 @@ stub that raises ``NotImplementedError``, and all outputs and execution counts a
 prose, the setup and the self-checks stay.  The markers live in the source, not in cell
 metadata, so editors cannot drop them.  A solved notebook's header cells (``tools/add_badges.py``)
 become the student copy's own: its badges open the student copy, at the same repository and ref.
+The relative links of the Markdown cells are rewritten for the student folder (``tools/links.py``):
+``../docs/glossary.md#term`` becomes ``../../docs/glossary.md#term``, and a link to another solved
+notebook opens its student copy beside it.
 
-    python tools/make_student.py            # write notebooks/student/
-    python tools/make_student.py --check    # exit 1 if the committed copies are out of date
+The same run writes the instructor's file ``docs/instructor/answers.md``
+(``tools/instructor_answers.py``): every exercise's question, the self-checks that grade it, its model
+solution and, for the predict and explain exercises, the grading rubric, all taken from the solution
+blocks, which the student copies do not have.
+
+    python tools/make_student.py            # write notebooks/student/ and docs/instructor/answers.md
+    python tools/make_student.py --check    # exit 1 if either is out of date
 
 CI runs ``--check`` (through ``tests/test_notebooks_meta.py``).
 """
@@ -22,7 +30,9 @@ from pathlib import Path
 import nbformat
 
 ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(Path(__file__).resolve().parent))  # add_badges, beside this script
+sys.path.insert(0, str(Path(__file__).resolve().parent))  # add_badges, links, instructor_answers, beside this script
+import links  # noqa: E402  (tools/links.py)
+
 SOURCE = ROOT / "notebooks"
 TARGET = SOURCE / "student"
 SOLUTION = re.compile(r"^([ \t]*)### BEGIN SOLUTION[^\n]*\n.*?^[ \t]*### END SOLUTION[^\n]*(\n|$)", re.M | re.S)
@@ -34,6 +44,18 @@ def student_source(source: str) -> str:
     return SOLUTION.sub(lambda m: STUB.format(indent=m.group(1)), source)
 
 
+def _student_link(resolved: Path) -> str:
+    """A solved notebook's link to another solved notebook opens that notebook's student copy, beside it."""
+    if resolved.parent == SOURCE and resolved.suffix == ".ipynb" and re.match(r"\d\d_", resolved.name):
+        return resolved.name
+    return ""
+
+
+def student_markdown(source: str) -> str:
+    """A Markdown cell's source with its relative links rewritten for ``notebooks/student/``."""
+    return links.retarget(source, SOURCE, TARGET, _student_link)
+
+
 def student_notebook(nb: nbformat.NotebookNode) -> nbformat.NotebookNode:
     out = nbformat.v4.new_notebook(metadata=nb.metadata)
     out.nbformat, out.nbformat_minor = nb.nbformat, nb.nbformat_minor
@@ -41,7 +63,7 @@ def student_notebook(nb: nbformat.NotebookNode) -> nbformat.NotebookNode:
         if cell.cell_type == "code":
             new = nbformat.v4.new_code_cell(student_source(cell.source), metadata=cell.metadata)
         elif cell.cell_type == "markdown":
-            new = nbformat.v4.new_markdown_cell(cell.source, metadata=cell.metadata)
+            new = nbformat.v4.new_markdown_cell(student_markdown(cell.source), metadata=cell.metadata)
         else:
             new = nbformat.v4.new_raw_cell(cell.source, metadata=cell.metadata)
         if "id" in cell:  # keep the solved cell's id: deterministic output, valid nbformat 4.5
@@ -85,11 +107,21 @@ def main(argv: list[str] | None = None) -> int:
                 stale.append(f"{dst} is out of date")
         else:
             dst.write_text(text)
+    import instructor_answers  # tools/instructor_answers.py
+
+    answers = instructor_answers.render(sources)
+    if args.check:
+        if not instructor_answers.TARGET.is_file() or instructor_answers.TARGET.read_text() != answers:
+            stale.append(f"{instructor_answers.TARGET} is out of date")
+    else:
+        instructor_answers.TARGET.parent.mkdir(parents=True, exist_ok=True)
+        instructor_answers.TARGET.write_text(answers)
     if args.check and stale:
         print("Student copies are stale:\n  " + "\n  ".join(stale) + "\nRun: python tools/make_student.py", file=sys.stderr)
         return 1
     if not args.check:
-        print(f"Wrote {len(sources)} student notebooks to {TARGET}")
+        print(f"Wrote {len(sources)} student notebooks to {TARGET} and the instructor's answers to "
+              f"{instructor_answers.TARGET}")
     return 0
 
 
