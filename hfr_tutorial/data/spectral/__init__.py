@@ -16,6 +16,7 @@ Two severities (``severity=``):
     * NIR (:mod:`.nir`): 850/940 nm reflectance, the room's light filtered out, the camera's own
       LED (fall-off, dark background), sub-surface smoothing, light irises and dark pupils,
       specular glints, transparent glasses with glints, vignetting, sensor noise.
+
     Its default settings (:data:`REALISTIC_THERMAL`, :data:`REALISTIC_NIR`) were chosen on dev
     identities of a practice set made from real photos so that the unadapted official
     EdgeFace-XXS scores near the published unadapted figures (thermal->VIS EER ~20-25 %), with
