@@ -45,6 +45,26 @@ from .models.edgeface import EdgeFace, create_edgeface
 from .train import AdaptSettings, TrainResult, adapt_cross_spectral, train_recognizer
 
 
+USED: dict[str, str] = {}
+"""Every cache entry this process has loaded or built: ``{name: entry folder}`` (:func:`used_entries`)."""
+
+
+def used_entries() -> dict[str, str]:
+    """``{name: cache entry}`` of every dataset and model this process loaded or built, in order.
+
+    A notebook prints it in its last cell (:func:`print_used_entries`): two notebooks that show the
+    same run must name the same entry, so their figures come from one model (a test compares them).
+    """
+    return dict(USED)
+
+
+def print_used_entries() -> None:
+    """Print :func:`used_entries`, one per line (the provenance of this notebook's figures)."""
+    print("cache entries used by this notebook (one entry: one model, the same in every notebook):")
+    for name, entry in USED.items():
+        print(f"  {name}: {entry}")
+
+
 @dataclass
 class Artifact:
     """A trained model loaded from (or just written to) the cache, with its record."""
@@ -105,6 +125,7 @@ def load_faceset(preset: str | Preset | None = None, seed: int = 0, progress: bo
     preset = get_preset(preset)
     payload = data_payload(preset, seed)
     entry = entry_dir(preset.name, "data", payload_key(payload))
+    USED[f"data ({preset.name}, seed {seed})"] = entry.name
     if (entry / "meta.json").is_file():
         try:  # a finished entry is read without its lock (meta.json is written last; the digests are checked)
             return _read_faceset_entry(entry, payload, preset)
@@ -223,9 +244,9 @@ def _build_model_entry(entry: Path, payload: dict[str, Any], name: str, key: str
 
 
 def model_artifact(preset_name: str, kind: str, name: str, payload: dict[str, Any], variant: str,
-                   build: Callable[[Path], TrainResult], rebuild: bool = False) -> Artifact:
+                   build: Callable[[Path], TrainResult], rebuild: bool = False, used_as: str | None = None) -> Artifact:
     """Load the model entry of ``payload`` or build it with ``build(checkpoint_dir)``, holding its lock
-    (a concurrent run waits, then loads it)."""
+    (a concurrent run waits, then loads it).  ``used_as`` names it in :func:`used_entries` (default ``name``)."""
     key = payload_key(payload)
     entry = entry_dir(preset_name, kind, key)
     if not rebuild and (entry / "meta.json").is_file():
@@ -234,7 +255,15 @@ def model_artifact(preset_name: str, kind: str, name: str, payload: dict[str, An
         except Exception:
             found = None  # unusable: the locked path below rebuilds it (or says why it cannot)
         if found is not None:
+            USED[used_as or name] = entry.name
             return found
+    artifact = _locked_model_artifact(entry, key, payload, variant, name, build, rebuild)
+    USED[used_as or name] = entry.name
+    return artifact
+
+
+def _locked_model_artifact(entry: Path, key: str, payload: dict[str, Any], variant: str, name: str,
+                           build: Callable[[Path], TrainResult], rebuild: bool) -> Artifact:
     with entry_lock(entry) as writable:
         if not writable:
             if rebuild:
@@ -366,7 +395,7 @@ def load_adaptation(start: nn.Module, start_key: str, variant: str, train_set: F
                                     device=device, checkpoint_dir=checkpoints, progress=progress, bf16=bf16)
 
     return model_artifact(preset_name, adapt_kind(settings, config), settings.resolved(config).name, payload, variant,
-                          build, rebuild)
+                          build, rebuild, used_as=f"{settings.label} from {start_key[:19]}")
 
 
 def load_adapted(settings: AdaptSettings = AdaptSettings(), preset: str | Preset | None = None, seed: int = 0,

@@ -292,3 +292,29 @@ def test_the_instructor_answers_are_not_shipped_with_the_student_copies():
     answers = ROOT / "docs" / "instructor" / "answers.md"
     assert answers.is_file() and "Rubric" in answers.read_text(encoding="utf-8")
     assert not list((ROOT / "notebooks" / "student").glob("*.md"))
+
+
+def _used_entries(path: Path) -> dict[str, str]:
+    """The ``{name: cache entry}`` a notebook printed with ``print_used_entries`` in its saved outputs."""
+    nb = nbformat.read(path, as_version=4)
+    for cell in nb.cells:
+        if cell.cell_type == "code" and "print_used_entries()" in cell.source:
+            text = "".join(o.get("text", "") for o in cell.get("outputs", []) if o.get("output_type") == "stream")
+            return {m.group(1): m.group(2) for m in re.finditer(r"^  (.+): (\S+)$", text, flags=re.M)}
+    return {}
+
+
+def test_every_notebook_shows_the_cache_entries_it_used_and_they_agree():
+    """One true set of outputs (issue #28): every notebook prints the cache entries behind its figures, and a
+    model two notebooks show is one entry (the notebooks were executed in one pass on one cache)."""
+    used = {p.name: _used_entries(p) for p in NOTEBOOKS}
+    missing = [name for name, entries in used.items() if not entries]
+    assert not missing, f"notebooks without a print_used_entries() cell with its output: {missing}"
+    seen: dict[str, tuple[str, str]] = {}
+    for nb, entries in used.items():
+        for model, entry in entries.items():
+            if model in seen:
+                assert seen[model][1] == entry, (f"{model}: {seen[model][0]} used {seen[model][1]}, {nb} used {entry}: "
+                                                 "re-execute every notebook in one pass on one cache")
+            else:
+                seen[model] = (nb, entry)
