@@ -34,7 +34,7 @@ from __future__ import annotations
 import numpy as np
 from scipy.ndimage import gaussian_filter, sobel
 
-from ._base import _F, _as_rgb01, _gauss, _landmarks, _srgb_to_linear, _to_uint8_grey3
+from .imaging import _F, _as_rgb01, _gauss, _landmarks, _srgb_to_linear, _to_uint8_grey3
 from .regions import skin_probability
 
 

@@ -38,7 +38,7 @@ import numpy as np
 from PIL import Image
 from scipy.ndimage import gaussian_filter, sobel
 
-from ._base import _F, _as_rgb01, _gauss, _srgb_to_linear, _to_uint8_grey3
+from .imaging import _F, _as_rgb01, _gauss, _srgb_to_linear, _to_uint8_grey3
 from .regions import FaceRegions, face_regions, glasses_mask
 
 WAVELENGTHS = {850: (0.75, 0.2, 0.05), 940: (0.85, 0.12, 0.03)}

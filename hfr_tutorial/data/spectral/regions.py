@@ -30,7 +30,7 @@ from dataclasses import dataclass
 import numpy as np
 from scipy.ndimage import gaussian_filter
 
-from ._base import _F, _as_rgb01, _gauss, _landmarks
+from .imaging import _F, _as_rgb01, _gauss, _landmarks
 
 
 def skin_probability(image: np.ndarray) -> np.ndarray:

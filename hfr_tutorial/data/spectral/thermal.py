@@ -44,7 +44,7 @@ from PIL import Image
 from scipy.ndimage import gaussian_filter
 
 from ..thermal_palettes import apply_palette
-from ._base import _F, _as_rgb01
+from .imaging import _F, _as_rgb01
 from .regions import FaceRegions, face_regions, glasses_mask
 
 
