@@ -154,6 +154,22 @@ def test_checkpoint_holding_objects_is_refused_without_advice_to_unpickle(tmp_pa
     assert "weights_only" not in str(info.value)
 
 
+# ---------------------------------------------------------------------- photos: EXIF, bombs
+
+def test_exif_orientation_is_applied_wherever_photos_are_read(tmp_path):
+    """Case 3: a phone photo stored sideways with orientation 6 is read upright by every reader."""
+    img = np.zeros((20, 40, 3), np.uint8)  # stored 40 wide, 20 high
+    img[:, :10] = 255  # a white band on the stored image's left
+    exif = Image.Exif()
+    exif[0x0112] = 6  # "rotate 90 clockwise to display"
+    path = tmp_path / "phone.jpg"
+    Image.fromarray(img).save(path, quality=98, exif=exif)
+    for read in (_common.read_image, load_image):
+        arr = read(path)
+        assert arr.shape == (40, 20, 3)  # upright: 20 wide, 40 high
+        assert arr[:10].mean() > 200 and arr[-10:].mean() < 50  # the band is now on top
+
+
 def test_decompression_bomb_is_named_and_skippable(photos, tmp_path, monkeypatch):
     """Case 11: an image over the decompression-bomb limit is named (no traceback); --skip-unreadable skips it."""
     big = photos / "person0" / "huge.png"
