@@ -11,6 +11,28 @@ import torch
 matplotlib.use("Agg")
 
 
+# The environment the session started with. .ci/run runs the notebooks (nbval) in the same pytest workers
+# as these tests, and a kernel inherits its worker's os.environ: a test that leaves HFR_* changed sends every
+# later notebook on that worker to another cache (CI once retrained the whole comparison that way).
+_SESSION_ENV = {k: v for k, v in os.environ.items() if k.startswith("HFR_")}
+
+
+@pytest.fixture(autouse=True)
+def _environment_unchanged(request):
+    """Fails a test that leaves an HFR_* variable changed (torn down after every other function fixture)."""
+    yield
+    now = {k: v for k, v in os.environ.items() if k.startswith("HFR_")}
+    if now != _SESSION_ENV:
+        changed = sorted(k for k in set(now) | set(_SESSION_ENV) if now.get(k) != _SESSION_ENV.get(k))
+        for k in changed:  # restore it, so that one leak fails one test and not every later one
+            if k in _SESSION_ENV:
+                os.environ[k] = _SESSION_ENV[k]
+            else:
+                os.environ.pop(k, None)
+        pytest.fail(f"{request.node.nodeid} left {', '.join(changed)} changed in os.environ: set it with monkeypatch "
+                    "(pytest.MonkeyPatch.context() in a module-scoped fixture), never os.environ[...]", pytrace=False)
+
+
 def _assets_root() -> Path | None:
     root = os.environ.get("HFR_ASSETS")
     return Path(root) if root and Path(root).is_dir() else None
@@ -30,7 +52,7 @@ def assets() -> Path:
 
 
 @pytest.fixture(autouse=True)
-def _isolated_cache(tmp_path_factory, monkeypatch):
+def _isolated_cache(_environment_unchanged, tmp_path_factory, monkeypatch):
     """Every test writes its artifacts to a fresh temporary cache, never the user's."""
     monkeypatch.setenv("HFR_CACHE", str(tmp_path_factory.mktemp("hfr_cache")))
     # tiny presets train in seconds: spawning training processes (parallel_build) would cost more than

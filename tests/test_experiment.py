@@ -140,11 +140,14 @@ def tiny_run(tmp_path_factory):
     from conftest import tiny_preset
 
     cache = tmp_path_factory.mktemp("cache")
-    os.environ["HFR_CACHE"] = str(cache)  # the module's runs share one cache (the autouse fixture is per test)
     out = tmp_path_factory.mktemp("run") / "out"
     experiment = Experiment(preset=tiny_preset(), runs=("paper/infonce+distill", "paper/infonce"))
-    t0 = time.perf_counter()
-    metrics = run(experiment, out, device="cpu", workers=1, progress=False)
+    # the module's runs share one cache, set for this run only: a value left in os.environ would leak into
+    # every later test and notebook kernel of this pytest worker (they would train into an empty cache)
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("HFR_CACHE", str(cache))
+        t0 = time.perf_counter()
+        metrics = run(experiment, out, device="cpu", workers=1, progress=False)
     return metrics, out, cache, time.perf_counter() - t0
 
 
@@ -179,10 +182,10 @@ def test_the_embedded_run_writes_metrics_figures_report_and_checkpoints(tiny_run
 
 
 @pytest.mark.slow
-def test_a_new_run_and_a_new_metric_take_one_edit_each(tiny_run, tmp_path):
+def test_a_new_run_and_a_new_metric_take_one_edit_each(tiny_run, tmp_path, monkeypatch):
     """Register a run and a metric: both appear in metrics.json, the report and a figure, and nothing else is edited."""
     _, _, cache, _ = tiny_run
-    os.environ["HFR_CACHE"] = str(cache)
+    monkeypatch.setenv("HFR_CACHE", str(cache))
     name = "layernorm+stem/infonce+distill"
     register_run(RunSpec(name, "variant", AdaptSettings(policy="layernorm+stem", contrastive="infonce"),
                          rates={"stand-in": 3e-2}))
@@ -207,9 +210,9 @@ def test_a_new_run_and_a_new_metric_take_one_edit_each(tiny_run, tmp_path):
 
 
 @pytest.mark.slow
-def test_a_second_run_into_a_new_folder_trains_nothing(tiny_run, tmp_path):
+def test_a_second_run_into_a_new_folder_trains_nothing(tiny_run, tmp_path, monkeypatch):
     _, _, cache, _ = tiny_run
-    os.environ["HFR_CACHE"] = str(cache)
+    monkeypatch.setenv("HFR_CACHE", str(cache))
     from conftest import tiny_preset
 
     again = run(Experiment(preset=tiny_preset(), runs=("paper/infonce+distill", "paper/infonce")), tmp_path / "o",
@@ -277,11 +280,13 @@ def layout_run(smoke_layout, tmp_path_factory):
 
     root, ckpt = smoke_layout
     cache = tmp_path_factory.mktemp("cache")
-    os.environ["HFR_CACHE"] = str(cache)
     out = tmp_path_factory.mktemp("run") / "out"
     experiment = Experiment(LayoutData(root), Pretrained("edgeface_xxs", ckpt), ("paper/infonce+distill",),
                             preset=tiny_preset().replace(pretrained__lr_grid=(3e-4, 1e-3)))
-    return run(experiment, out, device="cpu", workers=1, progress=False), out, cache, experiment
+    with pytest.MonkeyPatch.context() as mp:  # not os.environ: see tiny_run
+        mp.setenv("HFR_CACHE", str(cache))
+        result = run(experiment, out, device="cpu", workers=1, progress=False)
+    return result, out, cache, experiment
 
 
 def test_a_layout_run_chooses_on_dev_reports_intervals_and_writes_loadable_checkpoints(smoke_layout, layout_run):
@@ -303,9 +308,9 @@ def test_a_layout_run_chooses_on_dev_reports_intervals_and_writes_loadable_check
     assert "adapted on synthetic-smoke" in report and "figures/roc.png" in report and "[" in report
 
 
-def test_a_layout_run_reuses_the_cache(layout_run, tmp_path):
+def test_a_layout_run_reuses_the_cache(layout_run, tmp_path, monkeypatch):
     _, _, cache, experiment = layout_run
-    os.environ["HFR_CACHE"] = str(cache)
+    monkeypatch.setenv("HFR_CACHE", str(cache))
     again = run(experiment, tmp_path / "new", device="cpu", workers=1, progress=False)
     assert all(c["from_cache"] for c in again["folds"]["default"]["models"]["paper/infonce+distill"]["recipe"]["candidates"])
 

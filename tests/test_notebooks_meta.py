@@ -77,6 +77,20 @@ def test_notebook_was_executed_with_a_figure_and_no_error(path):
 
 
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.stem)
+def test_saved_outputs_hold_no_stderr(path):
+    """No progress bar, warning or cache-lock message is saved (tools/execute_notebooks.sh drops stderr with
+    tools/clean_outputs.py): the saved outputs are what the lesson shows, the same on every machine."""
+    nb = nbformat.read(path, as_version=4)
+    found = [i for i, c in enumerate(nb.cells) if c.cell_type == "code"
+             for o in c.get("outputs", []) if o.get("output_type") == "stream" and o.get("name") == "stderr"]
+    assert not found, f"{path.name}: stderr saved in cells {sorted(set(found))}: run python tools/clean_outputs.py {path.name}"
+    text = "".join(o.get("text", "") for c in nb.cells if c.cell_type == "code" for o in c.get("outputs", [])
+                   if o.get("output_type") == "stream")
+    assert "is being built by" not in text and "Still waiting for cache entry" not in text, \
+        f"{path.name}: a cache-lock message (hfr_tutorial.cache) was saved: re-execute it alone on a quiet cache"
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.stem)
 def test_notebook_imports_instead_of_redefining(path):
     nb = nbformat.read(path, as_version=4)
     library = _library_names()
