@@ -49,3 +49,18 @@ def _gauss(h: int, w: int, cx: float, cy: float, sigma: float) -> np.ndarray:
     x = np.arange(w, dtype=_F)
     y = np.arange(h, dtype=_F)
     return np.exp(-((y[:, None] - cy) ** 2) / (2 * sigma ** 2)) * np.exp(-((x[None, :] - cx) ** 2) / (2 * sigma ** 2))
+
+
+def _face_frame(image: np.ndarray, landmarks: np.ndarray | None) -> tuple[np.ndarray, np.ndarray, float, np.ndarray]:
+    """``(rgb in [0, 1], landmarks in pixels, eye distance, landmarks' mean)`` of an aligned face.
+
+    Every landmark-based rendering starts here; eyes at (almost) one place are refused, not rendered.
+    """
+    rgb = _as_rgb01(image)
+    h, w = rgb.shape[:2]
+    pts = _landmarks(landmarks, h, w)
+    eye_d = float(np.linalg.norm(pts[1] - pts[0]))
+    if eye_d < 2:
+        raise ValueError("The eye landmarks are (almost) at the same place; pass real landmarks.")
+    return rgb, pts, eye_d, pts.mean(axis=0)
+

@@ -34,7 +34,7 @@ from __future__ import annotations
 import numpy as np
 from scipy.ndimage import gaussian_filter, sobel
 
-from .imaging import _F, _as_rgb01, _gauss, _landmarks, _srgb_to_linear, _to_uint8_grey3
+from .imaging import _F, _as_rgb01, _face_frame, _gauss, _srgb_to_linear, _to_uint8_grey3
 from .regions import skin_probability
 
 
@@ -92,13 +92,8 @@ def mild_thermal(image: np.ndarray, landmarks: np.ndarray | None = None, *, seed
 
     Taught in ``notebooks/00_data_and_modality_gap.ipynb``.
     """
-    rgb = _as_rgb01(image)
+    rgb, pts, eye_d, centre = _face_frame(image, landmarks)
     h, w = rgb.shape[:2]
-    pts = _landmarks(landmarks, h, w)
-    eye_d = float(np.linalg.norm(pts[1] - pts[0]))
-    if eye_d < 2:
-        raise ValueError("The eye landmarks are (almost) at the same place; pass real landmarks.")
-    centre = pts.mean(axis=0)
     # face region prior: an ellipse around the landmarks (covers forehead to chin)
     yy, xx = np.mgrid[0:h, 0:w].astype(_F)
     ex, ey = 1.25 * eye_d, 1.9 * eye_d

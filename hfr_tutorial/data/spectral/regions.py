@@ -30,7 +30,7 @@ from dataclasses import dataclass
 import numpy as np
 from scipy.ndimage import gaussian_filter
 
-from .imaging import _F, _as_rgb01, _gauss, _landmarks
+from .imaging import _F, _as_rgb01, _face_frame, _gauss
 
 
 def skin_probability(image: np.ndarray) -> np.ndarray:
@@ -125,13 +125,8 @@ def face_regions(image: np.ndarray, landmarks: np.ndarray | None = None) -> Face
     ``landmarks``: (5, 2) eye centres, nose tip, mouth corners in pixels; default the 112x112
     template scaled to the image (an aligned face).  See the module docstring for the rules.
     """
-    rgb = _as_rgb01(image)
+    rgb, pts, eye_d, centre = _face_frame(image, landmarks)
     h, w = rgb.shape[:2]
-    pts = _landmarks(landmarks, h, w)
-    eye_d = float(np.linalg.norm(pts[1] - pts[0]))
-    if eye_d < 2:
-        raise ValueError("The eye landmarks are (almost) at the same place; pass real landmarks.")
-    centre = pts.mean(axis=0)
     # an aligned face spans ~1.05 eye distances either side of its axis and ~1.45 above and below
     # a point a quarter eye distance above the landmarks' mean (forehead to chin); hair adds a rim
     face_r2 = _radius2(h, w, centre[0], centre[1] - 0.25 * eye_d, 1.05 * eye_d, 1.45 * eye_d)
