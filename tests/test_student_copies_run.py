@@ -34,10 +34,10 @@ def test_student_copy_runs_up_to_its_first_exercise(path, monkeypatch, student_c
     """Execute a student copy's cells up to (not including) its first exercise cell, in a fresh kernel.
 
     It runs what a student runs before writing any code, on one cache shared by the nine copies (fresh
-    for the session) and the user's preset, or the preset ``HFR_STUDENT_PRESET`` names.  On the fast preset that is minutes per
-    notebook (31 min for all nine on 2 cores after the main job: docs/instructor_guide.md); CI runs it
-    with ``HFR_STUDENT_PRESET=smoke`` (about 3 min for all nine: the same cells on tiny data, so an
-    error a student would meet before the first exercise still shows).  Opt in with HFR_STUDENT_RUN=1.
+    for the session), with the user's preset or the one ``HFR_STUDENT_PRESET`` names.  On the fast
+    preset that is minutes per notebook (docs/instructor_guide.md); CI runs it with
+    ``HFR_STUDENT_PRESET=smoke`` (the same cells on tiny data, so an error a student would meet before
+    the first exercise still shows).  Opt in with HFR_STUDENT_RUN=1.
     """
     import os
 
