@@ -29,7 +29,7 @@ def check_close(value: Any, reference: Any, what: str = "value", *, rtol: float 
         return verdict(False, what, problem=why, hint=hint)
     tol = max(rtol * abs(ref), atol)
     if abs(v - ref) <= tol:
-        return verdict(True, what, success=f"{fmt(v)} (the reference is {fmt(ref)})")
+        return verdict(True, what, success=f"{fmt(v)}, within the tolerance of the reference")
     advice = "; ".join(h for h in (direction_hint(v, ref), hint) if h)
     return verdict(False, what, problem=f"yours, {fmt(v)}, is not the reference value", hint=advice)
 
