@@ -77,3 +77,26 @@ def reduce_2d(embeddings: np.ndarray, *, method: str = "umap", random_state: int
     with warnings.catch_warnings():
         warnings.filterwarnings("ignore", message=".*knn_search_index.*")
         return np.asarray(reducer.fit_transform(x))
+
+
+MAP_IDENTITIES = 30
+"""How many eval identities every map of the course shows (notebooks 00, 01, 03, 04 and 06)."""
+
+
+def map_sample(identities: np.ndarray, n_identities: int = MAP_IDENTITIES, seed: int = 0) -> np.ndarray:
+    """A boolean mask over ``identities`` keeping the same ``n_identities`` people in every map of the course.
+
+    The people are drawn with their own generator (``seed``), never the notebook's, so the pixel map of
+    notebook 00, the baseline's of 01, the contrastive-only run's of 03, the method's of 04 and the
+    before/after maps of 06 show the same faces, whatever ran before them.  Fewer identities than
+    ``n_identities``: all of them.
+    """
+    identities = np.asarray(identities)
+    if identities.ndim != 1 or len(identities) == 0:
+        raise ValueError(f"map_sample: identities has shape {identities.shape}; pass a non-empty 1-D array "
+                         "(e.g. eval_set.identities).")
+    if isinstance(n_identities, bool) or not isinstance(n_identities, (int, np.integer)) or n_identities < 1:
+        raise ValueError(f"map_sample: n_identities={n_identities!r}; give a whole number >= 1.")
+    people = np.unique(identities)
+    keep = np.random.default_rng(seed).choice(people, size=min(int(n_identities), len(people)), replace=False)
+    return np.isin(identities, keep)

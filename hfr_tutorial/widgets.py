@@ -11,12 +11,13 @@ ipywidgets controls only when shown.  In a notebook::
 cannot render (no kernel, ipywidgets missing, or ``HFR_STATIC_WIDGETS=1`` for rendered docs).
 Like the plots, explorers take images, embeddings and scores, never models.
 
-Taught in ``notebooks/06_evaluation.ipynb``.
+Taught in ``notebooks/06_evaluation.ipynb`` (the explorers) and ``notebooks/04_self_distillation.ipynb``
+(:class:`TrainingKnobs`, which re-trains the student's own loop).
 """
 from __future__ import annotations
 
 import os
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -327,6 +328,77 @@ class RunSelector(_Explorer):
         self._run_control = ipywidgets.Dropdown(options=self.runs, value=self.run, description="run")
         self._run_control.observe(lambda change: self.update(run=change["new"]), names="value")
         return ipywidgets.VBox([self._run_control, self._output])
+
+
+# ---------------------------------------------------------------------------------------------
+# Training knobs
+# ---------------------------------------------------------------------------------------------
+
+
+class TrainingKnobs(_Explorer):
+    """Knobs that re-train a small model and redraw its figure: one dropdown per knob, one button.
+
+    ``train(**knobs)`` trains with the chosen values and returns a Figure (notebook 04 passes its own
+    training loop, written in the notebook).  ``knobs`` maps each keyword of ``train`` to the values
+    offered; ``start`` gives the values first shown and ``figure`` the figure already drawn for them,
+    so showing the panel trains nothing.  Training starts only on the button (a run takes seconds,
+    too long to follow a dropdown).  State: ``values`` (the last values trained) and ``figure``.
+
+    Taught in ``notebooks/04_self_distillation.ipynb``.
+    """
+
+    def __init__(self, train: Callable[..., Figure], knobs: Mapping[str, Sequence[Any]], *,
+                 start: Mapping[str, Any], figure: Figure) -> None:
+        if not callable(train):
+            raise ValueError(f"TrainingKnobs: train is {type(train).__name__}; pass the function that trains "
+                             "with the knobs' values and returns a Figure.")
+        if not knobs or any(len(list(options)) == 0 for options in knobs.values()):
+            raise ValueError("TrainingKnobs: knobs is empty or offers no value for a knob; pass "
+                             "{'lam': (0.0, 3.0, 30.0), ...}.")
+        self.train, self.knobs = train, {name: list(options) for name, options in knobs.items()}
+        self.values = self._checked(dict(start), require_all=True)
+        self.figure = figure
+
+    def _checked(self, values: dict[str, Any], require_all: bool = False) -> dict[str, Any]:
+        unknown = sorted(set(values) - set(self.knobs))
+        missing = sorted(set(self.knobs) - set(values)) if require_all else []
+        if unknown or missing:
+            raise ValueError(f"TrainingKnobs: unknown knob(s) {unknown} or missing {missing}; the knobs are "
+                             f"{sorted(self.knobs)}.")
+        for name, value in values.items():
+            if value not in self.knobs[name]:
+                raise ValueError(f"TrainingKnobs: {name}={value!r} is not offered; choose one of {self.knobs[name]}.")
+        return values
+
+    def update(self, **values: Any) -> Figure:
+        """Train with ``values`` (the other knobs keep their last values) and redraw; returns the figure."""
+        chosen = {**self.values, **self._checked(values)}
+        figure = self.train(**chosen)
+        if not isinstance(figure, Figure):
+            raise TypeError(f"TrainingKnobs: train returned {type(figure).__name__}; it must return a matplotlib "
+                            "Figure (e.g. the one plot_metric_bars returns).")
+        self.values, self.figure = chosen, figure
+        self._render()
+        return figure
+
+    def static_figure(self) -> Figure:
+        """The figure of the last values trained (``start`` until the button is pressed)."""
+        return self.figure
+
+    def _build(self, ipywidgets: Any) -> Any:
+        controls = {name: ipywidgets.Dropdown(options=options, value=self.values[name], description=name)
+                    for name, options in self.knobs.items()}
+        button = ipywidgets.Button(description="train with these knobs", button_style="primary")
+        status = ipywidgets.Label("")
+
+        def on_click(_: Any) -> None:
+            status.value = "training..."
+            self.update(**{name: control.value for name, control in controls.items()})
+            status.value = "done: " + ", ".join(f"{k}={v}" for k, v in self.values.items())
+
+        button.on_click(on_click)
+        return ipywidgets.VBox([ipywidgets.HBox(list(controls.values())), ipywidgets.HBox([button, status]),
+                                self._output])
 
 
 # ---------------------------------------------------------------------------------------------

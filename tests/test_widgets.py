@@ -157,3 +157,58 @@ def test_show_falls_back_to_static_without_a_kernel(curves, monkeypatch):
     fresh = w.ThresholdExplorer(curves)
     monkeypatch.setitem(sys.modules, "ipywidgets", None)
     assert w.show(fresh).kind == "static"
+
+
+def _knob_figure(label: str) -> Figure:
+    fig = Figure()
+    fig.suptitle(label)
+    return fig
+
+
+def test_training_knobs_train_only_on_update_and_keep_the_other_knobs():
+    calls = []
+
+    def train(lam, lr):
+        calls.append((lam, lr))
+        return _knob_figure(f"lam={lam} lr={lr}")
+
+    start = _knob_figure("start")
+    knobs = w.TrainingKnobs(train, {"lam": (0.0, 3.0), "lr": (0.01, 0.03)}, start={"lam": 3.0, "lr": 0.03},
+                            figure=start)
+    assert calls == [] and knobs.static_figure() is start  # showing the panel trains nothing
+    fig = knobs.update(lam=0.0)
+    assert calls == [(0.0, 0.03)] and knobs.values == {"lam": 0.0, "lr": 0.03}
+    assert knobs.static_figure() is fig and fig._suptitle.get_text() == "lam=0.0 lr=0.03"
+
+
+def test_training_knobs_refuse_unknown_knobs_and_values_before_training():
+    calls = []
+    knobs = w.TrainingKnobs(lambda lam: calls.append(lam) or _knob_figure("x"), {"lam": (0.0, 3.0)},
+                            start={"lam": 3.0}, figure=_knob_figure("start"))
+    with pytest.raises(ValueError, match="lam=7.0 is not offered"):
+        knobs.update(lam=7.0)
+    with pytest.raises(ValueError, match="unknown knob"):
+        knobs.update(tau=0.1)
+    with pytest.raises(ValueError, match="missing"):
+        w.TrainingKnobs(lambda lam, lr: _knob_figure("x"), {"lam": (0.0,), "lr": (0.1,)}, start={"lam": 0.0},
+                        figure=_knob_figure("s"))
+    assert calls == []
+    bad = w.TrainingKnobs(lambda lam: "not a figure", {"lam": (0.0, 3.0)}, start={"lam": 3.0},
+                          figure=_knob_figure("start"))
+    with pytest.raises(TypeError, match="must return a matplotlib"):
+        bad.update(lam=0.0)
+    assert bad.values == {"lam": 3.0}  # a failed run changes no state
+
+
+def test_training_knobs_button_trains_with_the_dropdowns_values():
+    pytest.importorskip("ipywidgets")
+    calls = []
+    knobs = w.TrainingKnobs(lambda lam, policy: calls.append((lam, policy)) or _knob_figure("x"),
+                            {"lam": (0.0, 3.0), "policy": ("paper", "full")}, start={"lam": 3.0, "policy": "paper"},
+                            figure=_knob_figure("start"))
+    ui = knobs.widget
+    dropdowns = ui.children[0].children
+    dropdowns[0].value, dropdowns[1].value = 0.0, "full"
+    assert calls == []  # a dropdown alone trains nothing
+    ui.children[1].children[0].click()
+    assert calls == [(0.0, "full")] and knobs.values == {"lam": 0.0, "policy": "full"}
