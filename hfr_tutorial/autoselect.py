@@ -43,7 +43,7 @@ Caveat: the Fisher and the gradient depend on how a layer is parametrised (a Lay
 convolution weight are on different scales), so the criterion is a heuristic for what to try
 first, not a proof of what adapts best; the policy study on dev is what decides.
 
-Taught in: ``notebooks/02_layer_freezing.ipynb``.
+Taught in: ``notebooks/05_full_training.ipynb`` (section 6, the policy study).
 """
 from __future__ import annotations
 

@@ -11,7 +11,7 @@ fine-tuning in the next.
   a stable colour of its own).
 * :func:`run_color`: the colour of a run, by name.  The run registry fills the table with
   :func:`assign_run_color` when a run is registered; ``"baseline"`` and ``"before (unadapted)"``
-  (the starting model, embedded or pretrained) are fixed here; any other name gets a colour from
+  and ``"RGB baseline"`` (the starting model, embedded or pretrained, as the report and the notebooks name it) are fixed here; any other name gets a colour from
   :data:`FALLBACK_RUN_COLORS` chosen from its name (see :func:`run_color`).
 
 This module is a leaf: no matplotlib, no other module of the package, only hex strings, so the
@@ -44,8 +44,9 @@ _EXTRA_MODALITY_COLORS: tuple[str, ...] = ("#0173B2", "#DE8F05", "#029E73", "#D5
 STARTING_MODEL_COLOR = "#4D4D4D"
 """The starting model before adaptation: the RGB baseline or the unadapted pretrained EdgeFace."""
 
-FIXED_RUN_COLORS: dict[str, str] = {"baseline": STARTING_MODEL_COLOR, "before (unadapted)": STARTING_MODEL_COLOR}
-"""Runs whose colour is fixed here: the starting model, under the names the two paths give it."""
+FIXED_RUN_COLORS: dict[str, str] = {"baseline": STARTING_MODEL_COLOR, "RGB baseline": STARTING_MODEL_COLOR,
+                                    "before (unadapted)": STARTING_MODEL_COLOR}
+"""Runs whose colour is fixed here: the starting model, under the names the two paths and the notebooks give it."""
 
 FALLBACK_RUN_COLORS: tuple[str, ...] = ("#1B9E77", "#C49A00", "#66A61E", "#A6761D", "#E7298A", "#808000",
                                         "#17BECF", "#111111", "#E78AC3", "#8C564B", "#BCBD22")

@@ -44,7 +44,7 @@ def test_no_run_colour_is_a_modality_colour():
 
 
 def test_fixed_runs_and_registered_runs_keep_their_colour():
-    assert run_color("baseline") == run_color("before (unadapted)") == palette.STARTING_MODEL_COLOR
+    assert run_color("baseline") == run_color("RGB baseline") == run_color("before (unadapted)") == palette.STARTING_MODEL_COLOR
     assign_run_color("paper/infonce+distill", "#1B9E77")
     assign_run_color("paper/infonce+distill", "#1b9e77")  # the same colour again: nothing happens
     assert run_color("paper/infonce+distill") == "#1B9E77"
@@ -89,7 +89,7 @@ def test_an_unknown_name_avoids_the_colours_of_registered_runs():
     ("x", "teal", "not a '#RRGGBB'"),
     ("", "#123456", "non-empty"),
     ("x", MODALITY_COLORS["thermal"], "colour of the modality 'thermal'"),
-    ("x", FIXED_RUN_COLORS["baseline"], "'baseline', 'before \\(unadapted\\)' already have that colour"),
+    ("x", FIXED_RUN_COLORS["baseline"], "'baseline', 'RGB baseline', 'before \\(unadapted\\)' already have that colour"),
     ("baseline", "#123456", "already has colour"),
 ])
 def test_bad_assignments_are_refused(name, color, match):
