@@ -9,10 +9,12 @@ from :func:`hfr_tutorial.verdicts.say` (a difference is *established* when its i
 * :func:`comparison_lines` and :func:`oracle_verdict`: the comparison runs side by side;
 * :func:`forgetting_verdict`: freezing and self-distillation separated, on VIS rank-1;
 * :func:`policy_study_verdict`: which layers to tune, from ``benchmarks/policy_study.py``'s record;
+* :func:`anchor_verdict` and :func:`lambda_sweep_verdict`: what distillation and its weight do (notebook 04);
 * :func:`data_efficiency_verdict`: how the method falls with less paired data, from
   ``benchmarks/data_efficiency.py``'s record.
 
-Taught in: ``notebooks/05_full_training.ipynb`` (every function).
+Taught in: ``notebooks/05_full_training.ipynb`` and ``notebooks/04_self_distillation.ipynb``
+(:func:`anchor_verdict`, :func:`lambda_sweep_verdict`).
 """
 from __future__ import annotations
 
@@ -250,3 +252,60 @@ def data_efficiency_verdict(efficiency: Mapping[str, Any]) -> str:
                      f"{one['high']:.3f}] with {k_one} pair(s) per identity, {many['mean']:.3f} [{many['low']:.3f}, "
                      f"{many['high']:.3f}] with {k_all}.")
     return "\n".join(lines)
+
+
+def anchor_verdict(boot: PairedBootstrap, *, baseline: str, without: str, with_: str) -> str:
+    """What the anchor does (Markdown): VIS and cross-modal rank-1 without and with distillation, paired intervals.
+
+    ``boot`` holds the three models under the names ``baseline``, ``without`` (contrastive only) and
+    ``with_`` (contrastive + distillation).  Taught in ``notebooks/04_self_distillation.ipynb``, section 3.
+    """
+    vis_without = boot.difference(without, baseline, VIS)
+    vis_with = boot.difference(with_, baseline, VIS)
+    anchor = {p: boot.difference(with_, without, p) for p in (VIS, *CROSS)}
+    vis_word = say(anchor[VIS], "keeps more VIS accuracy", "keeps less VIS accuracy", "makes no clear difference to VIS")
+    signs = {1 if established(anchor[p]) and value_of(anchor[p]) > 0 else -1 if established(anchor[p]) else 0
+             for p in CROSS}
+    cross_word = ("helps the cross-modal side too" if signs == {1} else
+                  "costs cross-modal accuracy" if signs == {-1} else
+                  "makes no clear difference to the cross-modal side" if signs == {0} else
+                  "moves the two cross-modal protocols differently")
+    return (f"**What the anchor does here** (change of rank-1, 95 % paired interval over identities). Against the "
+            f"baseline, VIS→VIS changes by {fmt_difference(vis_without)} without distillation and by "
+            f"{fmt_difference(vis_with)} with it: distillation {vis_word} ({fmt_difference(anchor[VIS])}). On the "
+            f"cross-modal side it changes NIR→VIS by {fmt_difference(anchor['nir->vis'])} and thermal→VIS by "
+            f"{fmt_difference(anchor['thermal->vis'])}: it {cross_word}.")
+
+
+def lambda_sweep_verdict(sweep: Any, *, baseline_dev: Mapping[str, float], method_dev: Mapping[str, float],
+                         method_lambda: float, method_epochs: int, sweep_epochs: int, n_vis_probes: int) -> str:
+    """What the λ sweep shows (Markdown), from its table of dev rank-1 and the dev rule's choice.
+
+    ``sweep`` is a DataFrame indexed by λ with the columns ``"dev vis->vis"``, ``"dev nir->vis"``,
+    ``"dev thermal->vis"`` and ``"dev score"`` (the mean of the three: the dev rule; ties go to the
+    smaller λ).  A change of VIS rank-1 of at most one dev probe (``1 / n_vis_probes``) counts as none.
+    Taught in ``notebooks/04_self_distillation.ipynb``, section 6.
+    """
+    tol = 1.5 / n_vis_probes  # one probe is no change, two are
+    vis_curve = sweep["dev vis->vis"]
+    cross = sweep[["dev nir->vis", "dev thermal->vis"]].mean(axis=1)
+    lo, hi = vis_curve.index[0], vis_curve.index[-1]
+    change = vis_curve[hi] - vis_curve[lo]
+    steps = np.diff(vis_curve.to_numpy())
+    trend = "rises" if change > tol else "falls" if change < -tol else f"stays within one dev probe ({1 / n_vis_probes:.3f})"
+    if trend in ("rises", "falls"):
+        trend += " steadily" if (np.all(steps >= -tol) or np.all(steps <= tol)) else ", though not at every step,"
+    chosen = sweep["dev score"].idxmax()
+    method_score = float(np.mean([method_dev[p] for p in (VIS, *CROSS)]))
+    base_cross = float(np.mean([baseline_dev[p] for p in CROSS]))
+    same = (", the same." if chosen == method_lambda else
+            f", which scores {sweep.loc[method_lambda, 'dev score']:.3f} here.")
+    return (f"**What this sweep shows (dev identities, {sweep_epochs} epochs per point).** From λ = {lo:g} to "
+            f"λ = {hi:g}, dev VIS rank-1 {trend}: {vis_curve[lo]:.3f} → {vis_curve[hi]:.3f} (baseline "
+            f"{baseline_dev[VIS]:.3f}). The mean dev NIR/thermal rank-1 is highest at λ = {cross.idxmax():g} "
+            f"({cross.max():.3f}) and is {cross[hi]:.3f} at λ = {hi:g} (baseline {base_cross:.3f}). By the dev rule "
+            f"(mean dev rank-1 over the three protocols) the sweep picks **λ = {chosen:g}** (score "
+            f"{sweep.loc[chosen, 'dev score']:.3f}); the method uses λ = {method_lambda:g}{same} Separately, at its own "
+            f"{method_epochs} epochs the method reaches dev rank-1 VIS {method_dev[VIS]:.3f}, NIR "
+            f"{method_dev['nir->vis']:.3f}, thermal {method_dev['thermal->vis']:.3f} (score {method_score:.3f}): a "
+            "longer budget, not a point of this sweep.")

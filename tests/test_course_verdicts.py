@@ -4,7 +4,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from hfr_tutorial.course_verdicts import (comparison_lines, data_efficiency_verdict, forgetting_verdict,
+from hfr_tutorial.course_verdicts import (anchor_verdict, comparison_lines, data_efficiency_verdict, forgetting_verdict,
+                                          lambda_sweep_verdict,
                                           oracle_verdict, policy_study_verdict)
 from hfr_tutorial.metrics import PairedBootstrap
 from hfr_tutorial.runs import FULL_RUN, METHOD_RUN, ORACLE_RUN
@@ -156,3 +157,49 @@ def test_data_efficiency_verdict_reads_the_seeds_not_the_mean():
            "nir->vis +0.117 (not the same sign on every seed); thermal->vis +0.100 (ahead on every seed)." in lines
     assert lines[-1] == "- Full fine-tuning, 50 identities, thermal->vis: 0.450 [0.400, 0.500] with 1 pair(s) per identity, " \
                         "0.450 [0.400, 0.500] with 6."
+
+
+# ---------------------------------------------------------------------------------------------
+# anchor_verdict and lambda_sweep_verdict (notebook 04)
+# ---------------------------------------------------------------------------------------------
+def _anchor_boot(with_vis: float, with_cross: tuple[float, float], width: float = 0.0) -> PairedBootstrap:
+    figures = {"baseline": {"vis->vis": 0.96, "nir->vis": 0.31, "thermal->vis": 0.01},
+               "without": {"vis->vis": 0.91, "nir->vis": 0.72, "thermal->vis": 0.74},
+               "with": {"vis->vis": with_vis, "nir->vis": with_cross[0], "thermal->vis": with_cross[1]}}
+    return _boot({m: {p: (v, width if m == "with" else 0.0) for p, v in by.items()} for m, by in figures.items()})
+
+
+def test_anchor_verdict_follows_the_intervals():
+    text = anchor_verdict(_anchor_boot(0.97, (0.79, 0.78)), baseline="baseline", without="without", with_="with")
+    assert "distillation keeps more VIS accuracy (+0.060 [+0.060, +0.060])" in text
+    assert text.endswith("it helps the cross-modal side too.")
+    wide = anchor_verdict(_anchor_boot(0.93, (0.74, 0.76), width=0.05), baseline="baseline", without="without",
+                          with_="with")
+    assert "makes no clear difference to VIS" in wide and text != wide
+    assert wide.endswith("it makes no clear difference to the cross-modal side.")
+    mixed = anchor_verdict(_anchor_boot(0.97, (0.79, 0.70)), baseline="baseline", without="without", with_="with")
+    assert mixed.endswith("it moves the two cross-modal protocols differently.")
+
+
+def _sweep(vis: list[float], nir: list[float], thermal: list[float]):
+    import pandas as pd
+
+    table = pd.DataFrame({"dev vis->vis": vis, "dev nir->vis": nir, "dev thermal->vis": thermal},
+                         index=pd.Index([0.0, 3.0, 30.0], name="lambda"))
+    table["dev score"] = table.mean(axis=1)
+    return table
+
+
+def test_lambda_sweep_verdict_picks_by_the_dev_rule_and_reads_the_vis_trend():
+    base = {"vis->vis": 0.98, "nir->vis": 0.44, "thermal->vis": 0.04}
+    method = {"vis->vis": 0.99, "nir->vis": 0.91, "thermal->vis": 0.91}
+    kwargs = dict(baseline_dev=base, method_dev=method, method_lambda=3.0, method_epochs=8, sweep_epochs=2,
+                  n_vis_probes=100)
+    text = lambda_sweep_verdict(_sweep([0.94, 0.97, 0.99], [0.68, 0.74, 0.65], [0.65, 0.57, 0.30]), **kwargs)
+    assert "dev VIS rank-1 rises steadily: 0.940 → 0.990" in text
+    dip = lambda_sweep_verdict(_sweep([0.94, 0.92, 0.99], [0.68, 0.74, 0.65], [0.65, 0.57, 0.30]), **kwargs)
+    assert "rises, though not at every step," in dip  # a dip of two probes is a step down
+    assert "picks **λ = 3**" in text and "the method uses λ = 3, the same." in text
+    flat = lambda_sweep_verdict(_sweep([0.95, 0.955, 0.96], [0.9, 0.6, 0.5], [0.9, 0.6, 0.5]), **kwargs)
+    assert "stays within one dev probe (0.010)" in flat  # one probe of 100 is no trend
+    assert "picks **λ = 0**" in flat and "which scores" in flat
