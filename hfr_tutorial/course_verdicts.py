@@ -24,7 +24,7 @@ import numpy as np
 
 from .runs import get_run, role_of
 from .uncertainty import percentile_interval
-from .verdicts import established, fmt_claim, fmt_difference, say, value_of
+from .verdicts import direction, established, fmt_claim, fmt_difference, say, value_of
 
 if TYPE_CHECKING:
     from .metrics import PairedBootstrap
@@ -264,12 +264,14 @@ def anchor_verdict(boot: PairedBootstrap, *, baseline: str, without: str, with_:
     vis_with = boot.difference(with_, baseline, VIS)
     anchor = {p: boot.difference(with_, without, p) for p in (VIS, *CROSS)}
     vis_word = say(anchor[VIS], "keeps more VIS accuracy", "keeps less VIS accuracy", "makes no clear difference to VIS")
-    signs = {1 if established(anchor[p]) and value_of(anchor[p]) > 0 else -1 if established(anchor[p]) else 0
-             for p in CROSS}
+    signs = {direction(anchor[p]) for p in CROSS}
+    names = {"nir->vis": "NIR→VIS", "thermal->vis": "thermal→VIS"}
     cross_word = ("helps the cross-modal side too" if signs == {1} else
                   "costs cross-modal accuracy" if signs == {-1} else
                   "makes no clear difference to the cross-modal side" if signs == {0} else
-                  "moves the two cross-modal protocols differently")
+                  " and ".join(say(anchor[p], f"raises {names[p]} (an interval above 0)",
+                                   f"lowers {names[p]} (an interval below 0)",
+                                   f"leaves {names[p]} within the noise (an interval that holds 0)") for p in CROSS))
     return (f"**What the anchor does here** (change of rank-1, 95 % paired interval over identities). Against the "
             f"baseline, VIS→VIS changes by {fmt_difference(vis_without)} without distillation and by "
             f"{fmt_difference(vis_with)} with it: distillation {vis_word} ({fmt_difference(anchor[VIS])}). On the "
@@ -294,7 +296,7 @@ def lambda_sweep_verdict(sweep: Any, *, baseline_dev: Mapping[str, float], metho
     steps = np.diff(vis_curve.to_numpy())
     trend = "rises" if change > tol else "falls" if change < -tol else f"stays within one dev probe ({1 / n_vis_probes:.3f})"
     if trend in ("rises", "falls"):
-        trend += " steadily" if (np.all(steps >= -tol) or np.all(steps <= tol)) else ", though not at every step,"
+        trend += " steadily" if (np.all(steps >= -tol) or np.all(steps <= tol)) else ", though not at every step"
     chosen = sweep["dev score"].idxmax()
     method_score = float(np.mean([method_dev[p] for p in (VIS, *CROSS)]))
     base_cross = float(np.mean([baseline_dev[p] for p in CROSS]))

@@ -11,8 +11,9 @@ ipywidgets controls only when shown.  In a notebook::
 cannot render (no kernel, ipywidgets missing, or ``HFR_STATIC_WIDGETS=1`` for rendered docs).
 Like the plots, explorers take images, embeddings and scores, never models.
 
-Taught in ``notebooks/06_evaluation.ipynb`` (the explorers) and ``notebooks/04_self_distillation.ipynb``
-(:class:`TrainingKnobs`, which re-trains the student's own loop).
+Taught in ``notebooks/06_evaluation.ipynb`` (the explorers), ``notebooks/03_contrastive_alignment.ipynb``
+(:class:`LossExplorer`) and ``notebooks/04_self_distillation.ipynb`` (:class:`TrainingKnobs`, which re-trains
+the student's own loop).
 """
 from __future__ import annotations
 
@@ -328,6 +329,106 @@ class RunSelector(_Explorer):
         self._run_control = ipywidgets.Dropdown(options=self.runs, value=self.run, description="run")
         self._run_control.observe(lambda change: self.update(run=change["new"]), names="value")
         return ipywidgets.VBox([self._run_control, self._output])
+
+
+# ---------------------------------------------------------------------------------------------
+# Contrastive loss explorer
+# ---------------------------------------------------------------------------------------------
+
+
+class LossExplorer(_Explorer):
+    """Temperature and margin sliders over one batch's similarity matrix: which pairs each loss works on.
+
+    ``cosines`` is a batch's ``(B, B)`` matrix of cos(NIR/thermal row ``i``, VIS column ``j``), the
+    pairs on the diagonal.  For the current ``temperature`` InfoNCE gives every row a softmax over the
+    batch: the share of it that the negatives get is what they are pushed with, and a small
+    temperature gives nearly all of it to the hardest ones.  For the current ``margin`` the pairwise
+    loss works only on the negatives whose cosine is above it.  State after :meth:`update`:
+    ``temperature``, ``margin`` and ``stats`` (the two losses, the share of active negatives, the mean
+    softmax weight of each row's hardest negative).
+
+    Taught in ``notebooks/03_contrastive_alignment.ipynb``.
+    """
+
+    def __init__(self, cosines: Any, *, temperature: float = 0.07, margin: float = 0.5) -> None:
+        cos = np.asarray(cosines, dtype=np.float64)
+        if cos.ndim != 2 or cos.shape[0] != cos.shape[1] or cos.shape[0] < 2:
+            raise ValueError(f"LossExplorer: cosines has shape {cos.shape}; pass one batch's (B, B) matrix of "
+                             "cos(NIR/thermal row i, VIS column j) with B >= 2 (the pairs on the diagonal).")
+        if not np.all(np.isfinite(cos)) or np.abs(cos).max() > 1 + 1e-6:
+            raise ValueError("LossExplorer: cosines must be finite and within [-1, 1]; pass cosines of "
+                             "normalised embeddings, not raw dot products.")
+        self.cosines = cos
+        self.temperature, self.margin = float("nan"), float("nan")
+        self.stats: dict[str, float] = {}
+        self.update(temperature=temperature, margin=margin)
+
+    def _softmax(self) -> np.ndarray:
+        logits = self.cosines / self.temperature
+        logits = logits - logits.max(axis=1, keepdims=True)
+        weights = np.exp(logits)
+        return weights / weights.sum(axis=1, keepdims=True)
+
+    def update(self, temperature: float | None = None, margin: float | None = None) -> dict[str, float]:
+        """Set the temperature and/or the margin; returns the batch's figures at those values."""
+        if temperature is not None:
+            if not (np.isfinite(temperature) and temperature > 0):
+                raise ValueError(f"LossExplorer: temperature={temperature!r}; give a positive number (e.g. 0.07).")
+            self.temperature = float(temperature)
+        if margin is not None:
+            if not (np.isfinite(margin) and -1 <= margin <= 1):
+                raise ValueError(f"LossExplorer: margin={margin!r}; give a cosine in [-1, 1] (e.g. 0.5).")
+            self.margin = float(margin)
+        cos, n = self.cosines, len(self.cosines)
+        off = ~np.eye(n, dtype=bool)
+        rows = np.log(np.exp(cos / self.temperature).sum(axis=1)) - np.diag(cos) / self.temperature
+        cols = np.log(np.exp(cos / self.temperature).sum(axis=0)) - np.diag(cos) / self.temperature
+        hinge = np.maximum(0.0, cos[off] - self.margin)
+        weights = self._softmax()
+        self.stats = {"infonce": float(0.5 * (rows.mean() + cols.mean())),
+                      "pairwise": float((1 - np.diag(cos)).mean() + hinge.mean()),
+                      "active_negatives": float((cos[off] > self.margin).mean()),
+                      "hardest_negative_weight": float(np.where(off, weights, -1).max(axis=1).mean())}
+        if self._ui is not None:
+            self._summary.value = self.summary()
+        self._render()
+        return self.stats
+
+    def summary(self) -> str:
+        s = self.stats
+        return (f"T = {self.temperature:.3g}: InfoNCE {s['infonce']:.3f}, each row's hardest negative gets "
+                f"{100 * s['hardest_negative_weight']:.0f} % of its softmax | m = {self.margin:.2f}: pairwise "
+                f"{s['pairwise']:.3f}, {100 * s['active_negatives']:.1f} % of the negatives above the margin")
+
+    @styled
+    def static_figure(self) -> Figure:
+        """Three panels: the cosines, InfoNCE's softmax weights at T, the pairwise hinge at m."""
+        fig, axes = new_figure(1, 3, figsize=(12.0, 3.8))
+        n = len(self.cosines)
+        off = ~np.eye(n, dtype=bool)
+        panels = (("cos(NIR/thermal i, VIS j)", self.cosines, "RdBu_r", (-1, 1)),
+                  (f"InfoNCE softmax of each row, T = {self.temperature:.3g}", self._softmax(), "viridis", (0, 1)),
+                  (f"pairwise hinge max(0, cos - {self.margin:.2f}), negatives",
+                   np.where(off, np.maximum(0.0, self.cosines - self.margin), np.nan), "magma", (0, None)))
+        for ax, (title, values, cmap, (lo, hi)) in zip(axes[0], panels):
+            image = ax.imshow(values, cmap=cmap, vmin=lo, vmax=hi if hi is not None else max(np.nanmax(values), 1e-3))
+            ax.set(title=title, xlabel="VIS j", ylabel="NIR/thermal i")
+            ax.title.set_fontsize(9)
+            ax.grid(False)
+            fig.colorbar(image, ax=ax, fraction=0.046, pad=0.04)
+        fig.suptitle(self.summary(), fontsize=9)
+        return fig
+
+    def _build(self, ipywidgets: Any) -> Any:
+        self._temperature_control = ipywidgets.FloatLogSlider(value=self.temperature, base=10, min=-2, max=0,
+                                                              step=0.05, description="T", continuous_update=False)
+        self._margin_control = ipywidgets.FloatSlider(value=self.margin, min=-0.2, max=0.9, step=0.05,
+                                                      description="m", continuous_update=False)
+        self._summary = ipywidgets.HTML(self.summary())
+        self._temperature_control.observe(lambda change: self.update(temperature=change["new"]), names="value")
+        self._margin_control.observe(lambda change: self.update(margin=change["new"]), names="value")
+        return ipywidgets.VBox([ipywidgets.HBox([self._temperature_control, self._margin_control]), self._summary,
+                                self._output])
 
 
 # ---------------------------------------------------------------------------------------------

@@ -178,7 +178,11 @@ def test_anchor_verdict_follows_the_intervals():
     assert "makes no clear difference to VIS" in wide and text != wide
     assert wide.endswith("it makes no clear difference to the cross-modal side.")
     mixed = anchor_verdict(_anchor_boot(0.97, (0.79, 0.70)), baseline="baseline", without="without", with_="with")
-    assert mixed.endswith("it moves the two cross-modal protocols differently.")
+    assert mixed.endswith("it raises NIR→VIS (an interval above 0) and lowers thermal→VIS (an interval below 0).")
+    one_clear = anchor_verdict(_anchor_boot(0.97, (0.79, 0.74), width=0.0), baseline="baseline", without="without",
+                               with_="with")
+    assert one_clear.endswith("it raises NIR→VIS (an interval above 0) and leaves thermal→VIS within the noise "
+                              "(an interval that holds 0).")
 
 
 def _sweep(vis: list[float], nir: list[float], thermal: list[float]):
@@ -198,7 +202,7 @@ def test_lambda_sweep_verdict_picks_by_the_dev_rule_and_reads_the_vis_trend():
     text = lambda_sweep_verdict(_sweep([0.94, 0.97, 0.99], [0.68, 0.74, 0.65], [0.65, 0.57, 0.30]), **kwargs)
     assert "dev VIS rank-1 rises steadily: 0.940 → 0.990" in text
     dip = lambda_sweep_verdict(_sweep([0.94, 0.92, 0.99], [0.68, 0.74, 0.65], [0.65, 0.57, 0.30]), **kwargs)
-    assert "rises, though not at every step," in dip  # a dip of two probes is a step down
+    assert "rises, though not at every step: 0.940" in dip  # a dip of two probes is a step down
     assert "picks **λ = 3**" in text and "the method uses λ = 3, the same." in text
     flat = lambda_sweep_verdict(_sweep([0.95, 0.955, 0.96], [0.9, 0.6, 0.5], [0.9, 0.6, 0.5]), **kwargs)
     assert "stays within one dev probe (0.010)" in flat  # one probe of 100 is no trend

@@ -212,3 +212,62 @@ def test_training_knobs_button_trains_with_the_dropdowns_values():
     assert calls == []  # a dropdown alone trains nothing
     ui.children[1].children[0].click()
     assert calls == [(0.0, "full")] and knobs.values == {"lam": 0.0, "policy": "full"}
+
+
+def _batch_cosines(seed: int = 0, b: int = 8):
+    import torch
+    import torch.nn.functional as F
+
+    g = torch.Generator().manual_seed(seed)
+    vis, other = torch.randn(b, 6, generator=g, dtype=torch.float64), torch.randn(b, 6, generator=g, dtype=torch.float64)
+    return vis, other, (F.normalize(other, dim=1) @ F.normalize(vis, dim=1).T).numpy()
+
+
+@pytest.mark.parametrize("temperature, margin", [(0.07, 0.5), (0.5, 0.0), (1.0, -0.2)])
+def test_loss_explorer_equals_the_library_losses(temperature, margin):
+    import torch
+
+    from hfr_tutorial.losses import CrossModalInfoNCE, PairwiseContrastiveLoss
+
+    vis, other, cos = _batch_cosines()
+    stats = w.LossExplorer(cos, temperature=temperature, margin=margin).stats
+    labels = torch.arange(len(vis))
+    assert stats["infonce"] == pytest.approx(CrossModalInfoNCE(temperature=temperature)(vis, other).item(), rel=1e-9)
+    assert stats["pairwise"] == pytest.approx(
+        PairwiseContrastiveLoss(margin=margin)(vis, other, labels, labels).item(), rel=1e-9)
+    off = ~np.eye(len(cos), dtype=bool)
+    assert stats["active_negatives"] == pytest.approx((cos[off] > margin).mean())
+
+
+def test_loss_explorer_a_smaller_temperature_gives_the_hardest_negative_more_weight():
+    _, _, cos = _batch_cosines(seed=1)
+    explorer = w.LossExplorer(cos, temperature=1.0)
+    flat = explorer.stats["hardest_negative_weight"]
+    sharp = explorer.update(temperature=0.03)["hardest_negative_weight"]
+    assert sharp > flat and explorer.temperature == 0.03 and explorer.margin == 0.5
+    assert isinstance(explorer.static_figure(), Figure)
+
+
+@pytest.mark.parametrize("cosines, match", [(np.ones((3, 2)), "shape"), (np.ones((1, 1)), "shape"),
+                                            (np.full((3, 3), 2.0), "within \\[-1, 1\\]")])
+def test_loss_explorer_refuses_what_is_not_a_batch_of_cosines(cosines, match):
+    with pytest.raises(ValueError, match=match):
+        w.LossExplorer(cosines)
+
+
+def test_loss_explorer_refuses_a_bad_temperature_or_margin_and_keeps_its_state():
+    _, _, cos = _batch_cosines()
+    explorer = w.LossExplorer(cos)
+    for bad in ({"temperature": 0.0}, {"temperature": -1.0}, {"margin": 1.5}):
+        with pytest.raises(ValueError, match="LossExplorer"):
+            explorer.update(**bad)
+    assert (explorer.temperature, explorer.margin) == (0.07, 0.5)
+
+
+def test_loss_explorer_sliders_update_it():
+    pytest.importorskip("ipywidgets")
+    _, _, cos = _batch_cosines()
+    explorer = w.LossExplorer(cos)
+    explorer.widget
+    explorer._margin_control.value = 0.2
+    assert explorer.margin == 0.2 and "m = 0.20" in explorer.summary()
