@@ -53,6 +53,22 @@ def _curve_group(col: str) -> str:
 _GROUP_ORDER = ("loss", "learning rate", "training accuracy")
 
 
+ZOOM_ABOVE = 0.5
+"""A panel of shares whose values all exceed this is drawn on a zoomed axis (see :func:`_rate_limits`)."""
+
+
+def _rate_limits(ax: Any) -> tuple[float, float]:
+    """The y range of a panel of shares: 0 to 1.02, or from a step of 0.05 below its lowest value to 1.01
+    when every value drawn in it (curves and reference lines) is above :data:`ZOOM_ABOVE`."""
+    values = np.concatenate([np.asarray(line.get_ydata(), dtype=float).ravel() for line in ax.get_lines()]
+                            or [np.zeros(1)])
+    values = values[np.isfinite(values)]
+    low = float(values.min()) if len(values) else 0.0
+    if low <= ZOOM_ABOVE:
+        return 0.0, 1.02
+    return math.floor((low - 0.02) * 20) / 20, 1.01
+
+
 def _is_rate(col: str) -> bool:
     """A column whose values are shares in [0, 1] (drawn on the full 0-1 axis)."""
     c = str(col).lower()
@@ -104,8 +120,11 @@ def plot_training_curves(history: Any, *, x: str = "epoch", columns: Sequence[st
     ``columns`` picks the columns to draw (default: every numeric one but ``x``).  ``baseline`` is
     ``{column: value}`` or the baseline's own history (the dev figures, ``val_*``, of its last
     epoch): a dashed line in the panel of each column it names, so a change (forgetting, say) is
-    read against it.  Shares (rank-1, accuracy, AUC, TAR) are drawn on their full 0-1 axis, the
-    learning rate on a linear one (a cosine decay to 0 has no log).
+    read against it.  Shares (rank-1, accuracy, AUC, TAR) are drawn on their full 0-1 axis, unless every
+    value of a panel (its reference line included) is above :data:`ZOOM_ABOVE`: then the axis starts just
+    below the lowest (:func:`_rate_limits`), so a drift of a few points, such as the dev VIS rank-1 of a
+    run that forgets, is visible rather than flattened against 1.  The learning rate is drawn on a
+    linear axis (a cosine decay to 0 has no log).
     """
     frames = _history_frames(history)
     numeric: list[str] = []
@@ -163,7 +182,7 @@ def plot_training_curves(history: Any, *, x: str = "epoch", columns: Sequence[st
                 ax.axhline(reference[col], color=color, ls="--", lw=1.0)
                 handles.setdefault(baseline_label, Line2D([], [], color="0.35", ls="--", lw=1.0))
         if all(_is_rate(col) for col in cols):
-            ax.set_ylim(0, 1.02)
+            ax.set_ylim(_rate_limits(ax))
         elif name == "learning rate" or any(_curve_group(col) == "learning rate" for col in cols):
             ax.set_ylim(bottom=0)
             ax.ticklabel_format(axis="y", style="sci", scilimits=(-2, 3))
