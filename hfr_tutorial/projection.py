@@ -13,6 +13,7 @@ from __future__ import annotations
 import warnings
 
 import numpy as np
+import torch
 
 from hfr_tutorial.evaluate import l2_normalize
 
@@ -74,9 +75,17 @@ def reduce_2d(embeddings: np.ndarray, *, method: str = "umap", random_state: int
     knn = exact_cosine_knn(x, k) if metric == "cosine" and len(x) <= EXACT_KNN_MAX else (None, None, None)
     reducer = umap.UMAP(n_neighbors=k, min_dist=min_dist, n_epochs=n_epochs, metric=metric,
                         random_state=random_state, n_jobs=1, precomputed_knn=knn)
-    with warnings.catch_warnings():
-        warnings.filterwarnings("ignore", message=".*knn_search_index.*")
-        return np.asarray(reducer.fit_transform(x))
+    threads = torch.get_num_threads()
+    try:
+        with warnings.catch_warnings():
+            warnings.filterwarnings("ignore", message=".*knn_search_index.*")
+            return np.asarray(reducer.fit_transform(x))
+    finally:
+        # numba's OpenMP start-up raises the process's OpenMP thread count to every core, and torch follows it:
+        # a notebook that trains after a map would then train on more threads than OMP_NUM_THREADS allows,
+        # which on shared cores made each epoch 12 times slower (CI, notebook 04). Put torch back.
+        if torch.get_num_threads() != threads:
+            torch.set_num_threads(threads)
 
 
 MAP_IDENTITIES = 30

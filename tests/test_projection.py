@@ -38,3 +38,20 @@ def test_a_bad_count_is_refused_by_name(bad):
 def test_empty_identities_are_refused_by_name():
     with pytest.raises(ValueError, match="map_sample: identities"):
         map_sample(np.array([]))
+
+
+def test_a_umap_map_leaves_torch_threads_as_they_were():
+    """numba's OpenMP start-up raised torch's thread count to every core, and training after a map then
+    oversubscribed shared cores (an epoch 12 times slower in CI); a subprocess, so OpenMP starts fresh."""
+    import os
+    import subprocess
+    import sys
+
+    code = ("import numpy as np, torch\n"
+            "from hfr_tutorial.projection import reduce_2d\n"
+            "before = torch.get_num_threads()\n"
+            "reduce_2d(np.random.default_rng(0).normal(size=(60, 8)).astype('float32'), n_epochs=20)\n"
+            "print(before, torch.get_num_threads())\n")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300,
+                         env={**os.environ, "OMP_NUM_THREADS": "1"}, check=True)
+    assert out.stdout.split() == ["1", "1"], out.stdout + out.stderr
